@@ -1,0 +1,1 @@
+"""Extract-load (dlt) and the commands that drive the dbt project."""

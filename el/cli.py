@@ -1,0 +1,62 @@
+"""`el` command: load sources, run dbt in the right mode, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from el.dbt import DbtRunner, dbt_executable
+from el.mode import Mode, detect
+from el.settings import Settings
+
+
+def resolve_mode(settings: Settings, try_deps: bool) -> Mode:
+    root = settings.project_root
+    mode = detect(root, dbt_executable() if try_deps else None, root)
+    print(mode.summary(), flush=True)
+    return mode
+
+
+def cmd_mode(args: argparse.Namespace, settings: Settings) -> int:
+    resolve_mode(settings, try_deps=args.deps)
+    return 0
+
+
+def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
+    runner = DbtRunner(settings, resolve_mode(settings, try_deps=False))
+    return runner.run(args.dbt_args).returncode
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from el.demo import run_demo
+
+    return run_demo(settings, days=args.days, scale=args.scale, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="el", description="shop ELT: extract-load with dlt, transform with dbt")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    mode = sub.add_parser("mode", help="say whether dbt runs in full or core mode, and why")
+    mode.add_argument("--deps", action="store_true", help="try `dbt deps` first when packages are missing")
+    mode.set_defaults(func=cmd_mode)
+
+    dbt = sub.add_parser("dbt", help="run any dbt command in the detected mode, e.g. `el dbt build`")
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    dbt.set_defaults(func=cmd_dbt)
+
+    demo = sub.add_parser("demo", help="simulate several days and run the whole pipeline day by day")
+    demo.add_argument("--days", type=int, default=5)
+    demo.add_argument("--scale", type=int, default=200)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args, Settings.from_env()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Runs dbt on this project in the detected mode (see el.mode)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from el.mode import FULL_MODE_VAR, Mode
+from el.settings import Settings
+
+# What dbt reads from the project root; the core-mode project links to exactly these.
+DBT_ENTRIES = (
+    "dbt_project.yml",
+    "profiles.yml",
+    "models",
+    "macros",
+    "seeds",
+    "snapshots",
+    "tests",
+    "analyses",
+)
+CORE_DIR = ".dbt_core"
+
+
+def dbt_executable() -> Path:
+    return Path(sys.executable).with_name("dbt")
+
+
+def core_project(root: Path) -> Path:
+    """A project folder without packages.yml whose entries link to the real project.
+
+    dbt refuses to run while packages.yml lists packages that are not installed; core mode
+    therefore runs the very same files from a folder that does not list them.
+    """
+    shadow = root / CORE_DIR
+    shadow.mkdir(exist_ok=True)
+    for name in DBT_ENTRIES:
+        link, target = shadow / name, root / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        if target.exists():
+            link.symlink_to(target)
+    return shadow
+
+
+@dataclass(frozen=True)
+class DbtRunner:
+    settings: Settings
+    mode: Mode
+
+    @property
+    def project_dir(self) -> Path:
+        root = self.settings.project_root
+        return root if self.mode.full else core_project(root)
+
+    def vars(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        merged = dict(extra or {})
+        if not self.mode.full:
+            merged[FULL_MODE_VAR] = False
+        return merged
+
+    def command(self, args: list[str], extra_vars: dict[str, Any] | None = None) -> list[str]:
+        cmd = [
+            str(dbt_executable()),
+            *args,
+            "--project-dir",
+            str(self.project_dir),
+            "--profiles-dir",
+            str(self.settings.project_root),
+        ]
+        merged = self.vars(extra_vars)
+        if merged:
+            cmd += ["--vars", json.dumps(merged, sort_keys=True)]
+        return cmd
+
+    def env(self) -> dict[str, str]:
+        root = self.settings.project_root
+        env = dict(os.environ)
+        env.update(
+            {
+                "DBT_TARGET_PATH": str(root / "target"),
+                "DBT_LOG_PATH": str(root / "logs"),
+                "SHOP_WAREHOUSE": str(self.settings.warehouse),
+                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            }
+        )
+        return env
+
+    def run(
+        self, args: list[str], extra_vars: dict[str, Any] | None = None, capture: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        self.settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+        return subprocess.run(
+            self.command(args, extra_vars),
+            cwd=self.settings.project_root,
+            env=self.env(),
+            text=True,
+            capture_output=capture,
+            check=False,
+        )

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Creates or refreshes the project virtualenv (.venv) from pyproject.toml + constraints.txt.
+# Re-installs only when those files change, so repeated runs start in seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+stamp="$VENV/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "bootstrap: creating $VENV with $($PYTHON --version)"
+    "$PYTHON" -m venv "$VENV"
+fi
+if [ ! -f "$stamp" ]; then
+    echo "bootstrap: installing the project and its pinned dependencies (first run takes a few minutes)"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+    rm -f "$VENV"/.installed-*
+    touch "$stamp"
+fi

@@ -1,0 +1,3 @@
+from shopsim.cli import main
+
+raise SystemExit(main())

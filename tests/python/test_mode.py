@@ -1,0 +1,102 @@
+"""Full/core mode selection and how dbt is invoked in each."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from el.dbt import CORE_DIR, DbtRunner, core_project
+from el.mode import CORE_SKIPS, FULL_MODE_VAR, Mode, detect, missing_packages, required_packages
+from el.settings import Settings
+from tests.python.conftest import PROJECT_ROOT
+
+LOCKED = ["dbt_expectations", "elementary", "dbt_date", "dbt_utils"]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for name in ("packages.yml", "package-lock.yml", "dbt_project.yml"):
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def _install(project: Path, *names: str) -> None:
+    for name in names:
+        folder = project / "dbt_packages" / name
+        folder.mkdir(parents=True)
+        (folder / "dbt_project.yml").write_text(f"name: {name}\n")
+
+
+def test_lock_names_every_package_including_transitive(project: Path) -> None:
+    assert required_packages(project) == LOCKED
+
+
+def test_core_mode_when_nothing_installed(project: Path) -> None:
+    mode = detect(project)
+    assert mode.name == "core" and not mode.full
+    assert mode.missing == tuple(LOCKED)
+    summary = mode.summary()
+    assert summary.startswith("mode: core") and "\n" not in summary
+    assert all(skip in summary for skip in CORE_SKIPS)
+
+
+def test_partial_install_is_still_core_and_names_what_is_missing(project: Path) -> None:
+    _install(project, "dbt_expectations", "dbt_date")
+    (project / "dbt_packages" / "elementary").mkdir()  # a folder without dbt_project.yml is not a package
+    assert missing_packages(project) == ["elementary", "dbt_utils"]
+    assert detect(project).missing == ("elementary", "dbt_utils")
+
+
+def test_full_mode_when_all_installed(project: Path) -> None:
+    _install(project, *LOCKED)
+    mode = detect(project)
+    assert mode.full and mode.summary().startswith("mode: full")
+
+
+def test_failed_dbt_deps_reason_is_reported(project: Path, tmp_path: Path) -> None:
+    fake_dbt = tmp_path / "fake-dbt"
+    fake_dbt.write_text("#!/bin/sh\necho 'Failed to resolve hub' >&2\nexit 1\n")
+    fake_dbt.chmod(0o755)
+    mode = detect(project, fake_dbt, project)
+    assert mode.name == "core"
+    assert "`dbt deps` failed: package hub unreachable" in mode.reason
+
+
+def test_core_runner_uses_linked_project_and_disables_package_tests(project: Path) -> None:
+    settings = Settings(project, project / "w.duckdb", project / "src")
+    core = DbtRunner(settings, Mode("core", tuple(LOCKED), "offline", CORE_SKIPS))
+    cmd = core.command(["build"], {"lookback_days": 5})
+    assert cmd[cmd.index("--project-dir") + 1] == str(project / CORE_DIR)
+    assert json.loads(cmd[cmd.index("--vars") + 1]) == {"lookback_days": 5, FULL_MODE_VAR: False}
+    shadow = project / CORE_DIR
+    assert (shadow / "dbt_project.yml").resolve() == (project / "dbt_project.yml").resolve()
+    assert not (shadow / "packages.yml").exists()
+
+    full = DbtRunner(settings, Mode("full"))
+    cmd = full.command(["build"])
+    assert cmd[cmd.index("--project-dir") + 1] == str(project)
+    assert "--vars" not in cmd
+
+
+def test_core_project_is_rebuilt_idempotently(project: Path) -> None:
+    first = core_project(project)
+    second = core_project(project)
+    assert first == second and (second / "dbt_project.yml").is_symlink()
+
+
+def test_core_mode_parses_the_real_project_with_package_tests_disabled(tmp_path: Path) -> None:
+    """dbt itself parses this repository in core mode; package tests land in the disabled set."""
+    settings = Settings(PROJECT_ROOT, tmp_path / "w.duckdb", tmp_path / "src")
+    runner = DbtRunner(settings, Mode("core", tuple(LOCKED), "offline", CORE_SKIPS))
+    done = runner.run(["parse"], capture=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    manifest = json.loads((PROJECT_ROOT / "target" / "manifest.json").read_text())
+    enabled = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"]
+    disabled = [n for nodes in manifest["disabled"].values() for n in nodes if n["resource_type"] == "test"]
+    namespaces = {n["test_metadata"]["namespace"] for n in enabled if n.get("test_metadata")}
+    assert enabled, "core mode must keep dbt's own tests"
+    assert namespaces <= {None}, f"package tests enabled in core mode: {namespaces}"
+    assert all(n["test_metadata"]["namespace"] in ("dbt_expectations", "elementary") for n in disabled)
