@@ -27,6 +27,22 @@ def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     return runner.run(args.dbt_args).returncode
 
 
+def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from el.config import ConfigError
+    from el.load import LoadError, run_load
+    from el.lock import AlreadyRunningError
+
+    try:
+        metrics = run_load(settings, args.sources or None)
+    except (ConfigError, LoadError, AlreadyRunningError) as exc:
+        print(f"el load: {exc}", file=sys.stderr)
+        return 2
+    rows = sum(m.rows_loaded for m in metrics)
+    rejects = sum(m.rejects for m in metrics)
+    print(f"el load: run {metrics[0].run_id if metrics else '-'}: {rows} rows, {rejects} rejects")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from el.demo import run_demo
 
@@ -44,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     dbt = sub.add_parser("dbt", help="run any dbt command in the detected mode, e.g. `el dbt build`")
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER)
     dbt.set_defaults(func=cmd_dbt)
+
+    load = sub.add_parser("load", help="extract-load sources into the warehouse (all by default)")
+    load.add_argument("sources", nargs="*", help="shop_db, events_api, marketing_files")
+    load.set_defaults(func=cmd_load)
 
     demo = sub.add_parser("demo", help="simulate several days and run the whole pipeline day by day")
     demo.add_argument("--days", type=int, default=5)

@@ -1,0 +1,57 @@
+"""Source configuration from the environment or dlt's secrets.toml; clear errors when it is wrong."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dlt
+
+from el.settings import Settings
+
+SOURCES = ("shop_db", "events_api", "marketing_files")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot work; the message says which setting and why."""
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r} must not be negative")
+    return value
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    shop_db_url: str
+    events_url: str | None  # None: serve the demo events store from the sources folder
+    files_dir: Path
+    shop_lag_seconds: float
+    events_lag_seconds: float
+
+    @classmethod
+    def from_env(cls, settings: Settings) -> SourceConfig:
+        secret_url = None
+        try:
+            secret_url = dlt.secrets.get("sources.shop_db.credentials", str)
+        except Exception:
+            secret_url = None
+        url = os.environ.get("SHOP_DB_URL") or secret_url or f"sqlite:///{settings.sources_root / 'shop.sqlite'}"
+        if "://" not in url:
+            raise ConfigError(f"SHOP_DB_URL={url!r} is not a database URL (e.g. postgresql://user@host/db)")
+        return cls(
+            shop_db_url=url,
+            events_url=os.environ.get("SHOP_EVENTS_URL") or None,
+            files_dir=Path(os.environ.get("SHOP_FILES_DIR", settings.sources_root / "marketing")),
+            shop_lag_seconds=_float_env("SHOP_LAG_HOURS", 6.0) * 3600,
+            events_lag_seconds=_float_env("SHOP_EVENTS_LAG_HOURS", 1.0) * 3600,
+        )

@@ -1,0 +1,159 @@
+"""`el load`: run the dlt pipelines into the warehouse's raw_* datasets, one table at a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from el.config import SOURCES, ConfigError, SourceConfig
+from el.contracts import REJECTS_TABLE
+from el.lock import exclusive
+from el.metrics import LoadMetric, store
+from el.settings import Settings
+from el.sources.events_api import events_resource
+from el.sources.file_drops import spend_resource
+from el.sources.shop_db import TABLES, shop_resources
+
+DATASETS = {"shop_db": "raw_shop", "events_api": "raw_events", "marketing_files": "raw_marketing"}
+
+
+class LoadError(RuntimeError):
+    """A load step failed; the message says which table, where and why. State was not advanced."""
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
+def _explain(exc: BaseException) -> str:
+    """The root cause of a dlt step failure in one line a person can act on."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 20:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for err in chain:
+        name, text = type(err).__name__, str(err).splitlines()[0] if str(err) else type(err).__name__
+        if name in ("OperationalError", "InterfaceError") or "could not connect" in text.lower():
+            return f"source database unreachable: {text[:300]}"
+        if name in ("ConnectionError", "ConnectTimeout", "MaxRetryError", "NewConnectionError"):
+            return f"events API unreachable: {text[:300]}"
+        if "Could not set lock" in text or "Conflicting lock" in text:
+            return "warehouse file is locked by another process (a running dbt or a open DuckDB session?)"
+    root = chain[-1]
+    return f"{type(root).__name__}: {str(root)[:300]}"
+
+
+def check_warehouse(warehouse: Path) -> None:
+    """Fail fast and clearly when another process holds the DuckDB file."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        duckdb.connect(str(warehouse)).close()
+    except duckdb.IOException as exc:
+        raise LoadError(f"warehouse {warehouse} cannot be opened for writing: {_explain(exc)}") from exc
+
+
+@contextmanager
+def _events_url(config: SourceConfig, settings: Settings) -> Iterator[str]:
+    if config.events_url:
+        yield config.events_url
+        return
+    from shopsim.api import EventsApi
+    from shopsim.config import SourcePaths
+
+    store_path = SourcePaths(settings.sources_root).events_db
+    if not store_path.exists():
+        raise ConfigError(f"SHOP_EVENTS_URL is not set and there is no demo events store at {store_path}")
+    with EventsApi(store_path) as api:
+        yield api.url
+
+
+class Loader:
+    def __init__(self, settings: Settings, run_id: str, progress: str = "log") -> None:
+        self.settings = settings
+        self.run_id = run_id
+        self.progress = progress
+        self.extracted_at = dt.datetime.now(dt.UTC)
+        self.metrics: list[LoadMetric] = []
+
+    def pipeline(self, source: str) -> dlt.Pipeline:
+        return dlt.pipeline(
+            pipeline_name=source,
+            destination=dlt.destinations.duckdb(str(self.settings.warehouse)),
+            dataset_name=DATASETS[source],
+            pipelines_dir=str(self.settings.warehouse.parent / ".dlt_pipelines"),
+            progress=self.progress,  # type: ignore[arg-type]
+        )
+
+    def run(self, source: str, table: str, data: Any) -> LoadMetric:
+        pipeline = self.pipeline(source)
+        started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
+        try:
+            info = pipeline.run(data)
+        except PipelineStepFailed as exc:
+            metric = LoadMetric(
+                self.run_id, source, table, 0, 0, 0, time.perf_counter() - clock, exc.load_id,
+                started, dt.datetime.now(dt.UTC), "failed", _explain(exc),
+            )  # fmt: skip
+            self.metrics.append(metric)
+            raise LoadError(f"loading {source}.{table} failed at step {exc.step}: {metric.error}") from exc
+        normalize = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
+        counts = normalize.row_counts if normalize else {}
+        size = sum(
+            job.file_size
+            for package in info.load_packages
+            for job in package.jobs.get("completed_jobs", [])
+            if job.job_file_info.table_name in (table, REJECTS_TABLE)
+        )
+        metric = LoadMetric(
+            self.run_id, source, table, counts.get(table, 0), counts.get(REJECTS_TABLE, 0), size,
+            time.perf_counter() - clock, info.loads_ids[-1] if info.loads_ids else None,
+            started, dt.datetime.now(dt.UTC), "ok",
+        )  # fmt: skip
+        self.metrics.append(metric)
+        print(
+            f"el: {source}.{table}: {metric.rows_loaded} rows, {metric.rejects} rejects, "
+            f"{metric.bytes} bytes in {metric.seconds:.1f}s",
+            flush=True,
+        )
+        return metric
+
+    def load(self, source: str, config: SourceConfig) -> None:
+        if source == "shop_db":
+            for table, resource in zip(
+                TABLES, shop_resources(config.shop_db_url, self.extracted_at, config.shop_lag_seconds), strict=True
+            ):
+                self.run(source, table, resource)
+        elif source == "events_api":
+            with _events_url(config, self.settings) as url:
+                self.run(source, "events", events_resource(url, self.extracted_at, config.events_lag_seconds))
+        else:
+            if not config.files_dir.is_dir():
+                raise ConfigError(f"SHOP_FILES_DIR={config.files_dir} is not a folder")
+            self.run(source, "spend", spend_resource(config.files_dir.resolve().as_uri(), self.extracted_at))
+
+
+def run_load(settings: Settings, sources: list[str] | None = None, run_id: str | None = None) -> list[LoadMetric]:
+    """Load the given sources (all by default); metrics are stored even when a step fails."""
+    chosen = list(sources or SOURCES)
+    unknown = sorted(set(chosen) - set(SOURCES))
+    if unknown:
+        raise ConfigError(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
+    config = SourceConfig.from_env(settings)
+    loader = Loader(settings, run_id or new_run_id())
+    with exclusive(settings.warehouse, f"el load {loader.run_id}"):
+        check_warehouse(settings.warehouse)
+        try:
+            for source in chosen:
+                loader.load(source, config)
+        finally:
+            store(settings.warehouse, loader.metrics)
+    return loader.metrics

@@ -1,0 +1,54 @@
+"""Load metrics stored in the warehouse next to the data: el_meta.load_metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+import duckdb
+
+DDL = """
+create schema if not exists el_meta;
+create table if not exists el_meta.load_metrics (
+    run_id varchar not null,
+    pipeline_name varchar not null,
+    table_name varchar not null,
+    rows_loaded bigint not null,
+    rejects bigint not null,
+    bytes bigint not null,
+    seconds double not null,
+    load_id varchar,
+    started_at timestamptz not null,
+    finished_at timestamptz not null,
+    status varchar not null,
+    error varchar
+);
+"""
+
+
+@dataclass(frozen=True)
+class LoadMetric:
+    run_id: str
+    pipeline_name: str
+    table_name: str
+    rows_loaded: int
+    rejects: int
+    bytes: int
+    seconds: float
+    load_id: str | None
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    status: str
+    error: str | None = None
+
+
+def store(warehouse: Path, metrics: list[LoadMetric]) -> None:
+    if not metrics:
+        return
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute(DDL)
+        conn.executemany(
+            "insert into el_meta.load_metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [astuple(m) for m in metrics],
+        )

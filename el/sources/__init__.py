@@ -1,0 +1,1 @@
+"""dlt sources of the shop: operational database, events API, marketing file drops."""

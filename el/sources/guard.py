@@ -1,0 +1,102 @@
+"""The step every raw row passes: contract breakers are quarantined in `rejects`, fit rows get lineage.
+
+`split` forks one extracted resource into two transformers loaded in the same load package (so a
+reject can never be lost while the cursor advances): the fit rows, with `_extracted_at` and
+`_source`, and the rejects, with source, table, reason and the raw record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
+from dlt.extract.resource import DltResource
+
+from el.contracts import REJECTS_TABLE, Contract
+
+REJECT_COLUMNS: dict[str, Any] = {
+    "source": {"data_type": "text", "nullable": False},
+    "source_table": {"data_type": "text", "nullable": False},
+    "reason_code": {"data_type": "text", "nullable": False},
+    "reason": {"data_type": "text", "nullable": False},
+    "record": {"data_type": "text", "nullable": False},
+    "_extracted_at": {"data_type": "timestamp", "nullable": False},
+    "_source": {"data_type": "text", "nullable": False},
+}
+
+Origin = Callable[[Mapping[str, Any]], str] | str
+Items = list[Mapping[str, Any]] | pa.Table | pa.RecordBatch
+
+
+def _origin(origin: Origin, row: Mapping[str, Any]) -> str:
+    return origin(row) if callable(origin) else origin
+
+
+def _rows(items: Items) -> list[Mapping[str, Any]]:
+    if isinstance(items, pa.Table | pa.RecordBatch):
+        return items.to_pylist()
+    return items if isinstance(items, list) else [items]
+
+
+def fit_items(items: Items, contract: Contract, extracted_at: dt.datetime, origin: Origin) -> Any:
+    """Rows that keep the contract, typed, with lineage columns; Arrow stays Arrow."""
+    if isinstance(items, pa.Table | pa.RecordBatch):
+        table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
+        table = table.filter(pc.invert(contract.candidate_mask(table)))
+        stamp = pa.array([extracted_at] * table.num_rows, pa.timestamp("us", "UTC"))
+        table = table.append_column("_extracted_at", stamp)
+        source = origin if isinstance(origin, str) else contract.source
+        return table.append_column("_source", pa.array([source] * table.num_rows, pa.string()))
+    fit = []
+    for item in _rows(items):
+        if contract.violation(item) is None:
+            row = contract.coerce(dict(item))
+            row["_extracted_at"] = extracted_at
+            row["_source"] = _origin(origin, item)
+            fit.append(row)
+    return fit
+
+
+def reject_items(items: Items, contract: Contract, extracted_at: dt.datetime, origin: Origin) -> list[dict[str, Any]]:
+    """One reject record per row that breaks the contract, with the reason and the raw record."""
+    if isinstance(items, pa.Table | pa.RecordBatch):
+        table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
+        mask = contract.candidate_mask(table)
+        if not pc.any(mask).as_py():
+            return []
+        candidates = table.filter(mask).to_pylist()
+    else:
+        candidates = _rows(items)
+    rejects = []
+    for row in candidates:
+        reason = contract.violation(row)
+        if reason is not None:
+            rejects.append(contract.reject(row, reason, extracted_at, _origin(origin, row)))
+    return rejects
+
+
+def split(
+    parent: DltResource, table: str, contract: Contract, extracted_at: dt.datetime, origin: Origin
+) -> list[DltResource]:
+    """[fit rows -> `table`, rejects -> `rejects`], both fed by one evaluation of `parent`."""
+
+    @dlt.transformer(name=table, write_disposition="append")
+    def fit(items: Items) -> Iterator[Any]:
+        yield fit_items(items, contract, extracted_at, origin)
+
+    @dlt.transformer(
+        name=f"{table}__rejects", table_name=REJECTS_TABLE, write_disposition="append", columns=REJECT_COLUMNS
+    )
+    def rejects(items: Items) -> Iterator[Any]:
+        found = reject_items(items, contract, extracted_at, origin)
+        if found:
+            yield found
+
+    fit_resource = parent | fit
+    if parent.columns:
+        fit_resource.apply_hints(columns=parent.columns)  # keep reflected types, e.g. all-null columns
+    return [fit_resource, parent | rejects]
