@@ -37,6 +37,9 @@ class SourceConfig:
     files_dir: Path
     shop_lag_seconds: float
     events_lag_seconds: float
+    events_max_attempts: int = 8
+    events_backoff_factor: float = 0.5
+    events_page_size: int = 500
 
     @classmethod
     def from_env(cls, settings: Settings) -> SourceConfig:
@@ -54,4 +57,7 @@ class SourceConfig:
             files_dir=Path(os.environ.get("SHOP_FILES_DIR", settings.sources_root / "marketing")),
             shop_lag_seconds=_float_env("SHOP_LAG_HOURS", 6.0) * 3600,
             events_lag_seconds=_float_env("SHOP_EVENTS_LAG_HOURS", 1.0) * 3600,
+            events_max_attempts=max(1, int(_float_env("SHOP_EVENTS_MAX_ATTEMPTS", 8))),
+            events_backoff_factor=_float_env("SHOP_EVENTS_BACKOFF_FACTOR", 0.5),
+            events_page_size=max(1, int(_float_env("SHOP_EVENTS_PAGE_SIZE", 500))),
         )

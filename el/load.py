@@ -128,13 +128,23 @@ class Loader:
 
     def load(self, source: str, config: SourceConfig) -> None:
         if source == "shop_db":
-            for table, resource in zip(
-                TABLES, shop_resources(config.shop_db_url, self.extracted_at, config.shop_lag_seconds), strict=True
-            ):
+            try:  # sql_table reflects the table when built: an unreachable database fails here
+                resources = shop_resources(config.shop_db_url, self.extracted_at, config.shop_lag_seconds)
+            except Exception as exc:
+                raise LoadError(f"loading shop_db failed: {_explain(exc)}") from exc
+            for table, resource in zip(TABLES, resources, strict=True):
                 self.run(source, table, resource)
         elif source == "events_api":
             with _events_url(config, self.settings) as url:
-                self.run(source, "events", events_resource(url, self.extracted_at, config.events_lag_seconds))
+                resources = events_resource(
+                    url,
+                    self.extracted_at,
+                    config.events_lag_seconds,
+                    page_size=config.events_page_size,
+                    max_attempts=config.events_max_attempts,
+                    backoff_factor=config.events_backoff_factor,
+                )
+                self.run(source, "events", resources)
         else:
             if not config.files_dir.is_dir():
                 raise ConfigError(f"SHOP_FILES_DIR={config.files_dir} is not a folder")

@@ -95,8 +95,11 @@ class _Handler(BaseHTTPRequestHandler):
 class EventsServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, db_path: Path, host: str, port: int, fault_rate: float, seed: int) -> None:
+    def __init__(
+        self, db_path: Path, host: str, port: int, fault_rate: float, seed: int, outage_after: int | None = None
+    ) -> None:
         super().__init__((host, port), _Handler)
+        self.outage_after = outage_after  # answer 503 to every request after this many (an outage)
         self.conn = events.connect(db_path)
         self.conn.row_factory = sqlite3.Row
         self.lock = threading.Lock()
@@ -108,6 +111,9 @@ class EventsServer(ThreadingHTTPServer):
     def next_fault(self) -> int | None:
         with self.lock:
             self.requests += 1
+            if self.outage_after is not None and self.requests > self.outage_after:
+                self.faults += 1
+                return 503
             if self.rng.random() < self.fault_rate:
                 self.faults += 1
                 return self.rng.choice([429, 500, 502, 503])
@@ -132,8 +138,16 @@ class EventsServer(ThreadingHTTPServer):
 class EventsApi:
     """Runs the events API in a background thread: `with EventsApi(path) as api: api.url`."""
 
-    def __init__(self, db_path: Path, host: str = "127.0.0.1", port: int = 0, fault_rate: float = 0.0, seed: int = 0):
-        self.server = EventsServer(db_path, host, port, fault_rate, seed)
+    def __init__(
+        self,
+        db_path: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        fault_rate: float = 0.0,
+        seed: int = 0,
+        outage_after: int | None = None,
+    ):
+        self.server = EventsServer(db_path, host, port, fault_rate, seed, outage_after)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -96,6 +96,8 @@ def split(
         if found:
             yield found
 
+    # the parent must not share a name with a transformer, or dlt would extract it once per branch
+    parent = parent.with_name(f"{table}__extract")
     fit_resource = parent | fit
     if parent.columns:
         fit_resource.apply_hints(columns=parent.columns)  # keep reflected types, e.g. all-null columns

@@ -1,0 +1,37 @@
+"""Helpers for extract-load tests: isolated settings and warehouse queries."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from el.settings import Settings
+from tests.python.conftest import PROJECT_ROOT
+
+
+def settings_for(tmp_path: Path) -> Settings:
+    return Settings(PROJECT_ROOT, tmp_path / "wh" / "warehouse.duckdb", tmp_path / "sources")
+
+
+def wh(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def src(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def latest(table: str, key: str, columns: str) -> str:
+    """Raw after dedup: the latest extracted version per key."""
+    return (
+        f"select {columns} from {table} "
+        f"qualify row_number() over (partition by {key} order by updated_at desc, _extracted_at desc) = 1"
+    )
