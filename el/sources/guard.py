@@ -93,8 +93,8 @@ def split(
     )
     def rejects(items: Items) -> Iterator[Any]:
         found = reject_items(items, contract, extracted_at, origin)
-        if found:
-            yield found
+        # an empty batch still creates the table, so dbt's `rejects` sources always exist
+        yield found if found else dlt.mark.materialize_table_schema()
 
     # the parent must not share a name with a transformer, or dlt would extract it once per branch
     parent = parent.with_name(f"{table}__extract")

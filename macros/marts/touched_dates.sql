@@ -1,0 +1,18 @@
+{% macro touched_dates(date_column, sources) %}
+    {#- Dates a date-grained mart must recompute in an incremental run: every date that has a row
+        extracted after this mart's watermark (so any lateness is handled exactly), plus the last
+        `lookback_days` dates as a safety net. `sources` is a list of relations carrying
+        `date_column` and `_extracted_at`. -#}
+    {% for source_relation in sources %}
+        select {{ date_column }} as touched_date
+        from {{ source_relation }}
+        where _extracted_at > (select max(_watermark) from {{ this }})
+        union
+    {% endfor %}
+    select {{ date_column }} as touched_date
+    from {{ sources[0] }}
+    where {{ date_column }} >= (
+        select {{ dbt.dateadd('day', -1 * var('lookback_days'), 'max(' ~ date_column ~ ')') }}
+        from {{ sources[0] }}
+    )
+{% endmacro %}
