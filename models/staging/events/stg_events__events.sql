@@ -21,7 +21,7 @@ renamed as (
         {{ json_extract_string('properties', 'page') }} as page_path,
         cast({{ json_extract_string('properties', 'product_id') }} as integer) as product_id,
         cast({{ json_extract_string('properties', 'value') }} as decimal(12, 2)) as event_value,
-        {{ column_or_null(source('events', 'events'), 'app_version') }} as app_version,
+        cast({{ column_or_null(source('events', 'events'), 'app_version') }} as {{ dbt.type_string() }}) as app_version,
         _extracted_at,
         _dlt_load_id
     from source_rows
