@@ -7,7 +7,6 @@ Duplicates, updates, back-dated updates, restated spend files and events arrivin
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 import duckdb
 import pytest
