@@ -43,6 +43,12 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
+    from el.lint import lint
+
+    return lint(settings, resolve_mode(settings, try_deps=False), fix=args.fix, paths=args.paths)
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from el.demo import run_demo
 
@@ -64,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser("load", help="extract-load sources into the warehouse (all by default)")
     load.add_argument("sources", nargs="*", help="shop_db, events_api, marketing_files")
     load.set_defaults(func=cmd_load)
+
+    lint = sub.add_parser("lint", help="sqlfluff (dbt templater) over every model, snapshot and singular test")
+    lint.add_argument("--fix", action="store_true", help="apply sqlfluff's fixes")
+    lint.add_argument("paths", nargs="*", help="files or folders (default: models, tests, snapshots)")
+    lint.set_defaults(func=cmd_lint)
 
     demo = sub.add_parser("demo", help="simulate several days and run the whole pipeline day by day")
     demo.add_argument("--days", type=int, default=5)

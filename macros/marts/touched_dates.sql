@@ -6,13 +6,13 @@
     {% for source_relation in sources %}
         select {{ date_column }} as touched_date
         from {{ source_relation }}
-        where _extracted_at > (select max(_watermark) from {{ this }})
+        where _extracted_at > (select max(previous_build._watermark) from {{ this }} as previous_build)
         union
     {% endfor %}
     select {{ date_column }} as touched_date
     from {{ sources[0] }}
     where {{ date_column }} >= (
-        select {{ dbt.dateadd('day', -1 * var('lookback_days'), 'max(' ~ date_column ~ ')') }}
-        from {{ sources[0] }}
+        select {{ dbt.dateadd('day', -1 * var('lookback_days'), 'max(lookback_source.' ~ date_column ~ ')') }}
+        from {{ sources[0] }} as lookback_source
     )
 {% endmacro %}

@@ -15,7 +15,7 @@ orders as (
 orders_in_scope as (
     select * from orders
     {% if is_incremental() %}
-        where order_date in (select touched_date from touched)
+        where order_date in (select touched.touched_date from touched)
     {% endif %}
 ),
 
@@ -44,7 +44,7 @@ final as (
         cast(net_revenue as decimal(14, 2)) as net_revenue,
         cast(paid_amount as decimal(14, 2)) as paid_amount,
         cast(net_revenue / nullif(orders_placed - orders_cancelled, 0) as decimal(14, 2)) as average_order_value,
-        (select max(_extracted_at) from orders) as _watermark
+        (select max(all_orders._extracted_at) from orders as all_orders) as _watermark
     from daily
 )
 

@@ -27,7 +27,7 @@ final as (
         session_start_at,
         session_end_at,
         cast(session_start_at as date) as session_date,
-        {{ dbt.datediff('session_start_at', 'session_end_at', 'second') }} as duration_seconds,
+        {{ dbt.datediff('session_start_at', 'session_end_at', 'second') }} as duration_seconds,  -- noqa: LT05
         event_count,
         page_views,
         add_to_carts,

@@ -15,7 +15,7 @@ events as (
 events_in_scope as (
     select * from events
     {% if is_incremental() %}
-        where event_date in (select touched_date from touched)
+        where event_date in (select touched.touched_date from touched)
     {% endif %}
 ),
 
@@ -45,7 +45,7 @@ final as (
         purchases,
         first_event_at,
         last_event_at,
-        (select max(_extracted_at) from events) as _watermark
+        (select max(all_events._extracted_at) from events as all_events) as _watermark
     from daily
 )
 

@@ -20,14 +20,14 @@ channels as (
         union
         select order_date as touched_date
         from orders
-        where _extracted_at > (select max(_watermark) from {{ this }})
+        where _extracted_at > (select max(previous_build._watermark) from {{ this }} as previous_build)
     ),
 {% endif %}
 
 spend_in_scope as (
     select * from spend
     {% if is_incremental() %}
-        where spend_date in (select touched_date from touched)
+        where spend_date in (select touched.touched_date from touched)
     {% endif %}
 ),
 
@@ -75,7 +75,7 @@ final as (
             coalesce(day_revenue.net_revenue, 0) * channel_spend.spend_amount / nullif(day_spend.total_spend, 0)
             as decimal(14, 2)
         ) as allocated_revenue,
-        (select max(_extracted_at) from spend) as _watermark
+        (select max(all_spend._extracted_at) from spend as all_spend) as _watermark
     from channel_spend
     inner join day_spend on channel_spend.spend_date = day_spend.spend_date
     left join day_revenue on channel_spend.spend_date = day_revenue.order_date

@@ -20,9 +20,17 @@ as_of as (
 order_features as (
     select
         orders.customer_id,
-        cast(sum(case when orders.order_date > {{ dbt.dateadd('day', -7, 'as_of.as_of_date') }} then 1 else 0 end) as bigint)
+        cast(
+            sum(
+                case when orders.order_date > {{ dbt.dateadd('day', -7, 'as_of.as_of_date') }} then 1 else 0 end
+            ) as bigint
+        )
             as orders_7d,
-        cast(sum(case when orders.order_date > {{ dbt.dateadd('day', -30, 'as_of.as_of_date') }} then 1 else 0 end) as bigint)
+        cast(
+            sum(
+                case when orders.order_date > {{ dbt.dateadd('day', -30, 'as_of.as_of_date') }} then 1 else 0 end
+            ) as bigint
+        )
             as orders_30d,
         sum(
             case
@@ -42,9 +50,17 @@ order_features as (
 event_features as (
     select
         events.user_id as customer_id,
-        cast(sum(case when events.event_date > {{ dbt.dateadd('day', -7, 'as_of.as_of_date') }} then 1 else 0 end) as bigint)
+        cast(
+            sum(
+                case when events.event_date > {{ dbt.dateadd('day', -7, 'as_of.as_of_date') }} then 1 else 0 end
+            ) as bigint
+        )
             as events_7d,
-        cast(sum(case when events.event_date > {{ dbt.dateadd('day', -30, 'as_of.as_of_date') }} then 1 else 0 end) as bigint)
+        cast(
+            sum(
+                case when events.event_date > {{ dbt.dateadd('day', -30, 'as_of.as_of_date') }} then 1 else 0 end
+            ) as bigint
+        )
             as events_30d,
         cast(sum(
             case
@@ -72,7 +88,7 @@ final as (
         coalesce(event_features.events_7d, 0) as events_7d,
         coalesce(event_features.events_30d, 0) as events_30d,
         coalesce(event_features.add_to_carts_30d, 0) as add_to_carts_30d,
-        {{ dbt.datediff('order_features.last_order_date', 'as_of.as_of_date', 'day') }} as days_since_last_order
+        {{ dbt.datediff('order_features.last_order_date', 'as_of.as_of_date', 'day') }} as days_since_last_order  -- noqa: LT05
     from customers
     cross join as_of
     left join order_features on customers.customer_id = order_features.customer_id
