@@ -46,7 +46,7 @@ def main() -> None:
                     dataset_name="raw",
                     pipelines_dir=tmp,
                 )
-                kwargs = {"return_type": "arrow2"} if backend == "connectorx" else {}
+                kwargs = {"return_type": "arrow"} if backend == "connectorx" else {}
                 resource = sql_table(credentials=url, table="order_items", backend=backend, backend_kwargs=kwargs)
                 start = time.perf_counter()
                 pipeline.run(resource)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 
 from el.dbt import DbtRunner, dbt_executable
@@ -43,6 +44,33 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from el.load import new_run_id
+    from el.lock import AlreadyRunningError
+    from el.pipeline import PipelineRun, RunOptions
+
+    options = RunOptions(
+        sources=tuple(args.sources or ()),
+        full_refresh=args.full_refresh,
+        date_from=args.date_from,
+        date_to=args.date_to,
+    )
+    if options.date_to and not options.date_from:
+        print("el run: --to needs --from", file=sys.stderr)
+        return 2
+    if options.date_from and options.date_to and options.date_to < options.date_from:
+        print("el run: --to is before --from", file=sys.stderr)
+        return 2
+    run = PipelineRun(settings, resolve_mode(settings, try_deps=args.deps), args.run_id or new_run_id(), options)
+    try:
+        results = run.execute()
+    except AlreadyRunningError as exc:
+        print(f"el run: {exc}", file=sys.stderr)
+        return 2
+    print(run.summary())
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
 def cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
     from el.lint import lint
 
@@ -70,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser("load", help="extract-load sources into the warehouse (all by default)")
     load.add_argument("sources", nargs="*", help="shop_db, events_api, marketing_files")
     load.set_defaults(func=cmd_load)
+
+    run = sub.add_parser("run", help="load, dbt build, source freshness and the Elementary report, one run id")
+    run.add_argument("--source", dest="sources", action="append", help="load only this source (repeatable)")
+    run.add_argument("--from", dest="date_from", type=dt.date.fromisoformat, help="backfill marts from this date")
+    run.add_argument("--to", dest="date_to", type=dt.date.fromisoformat, help="... up to this date (inclusive)")
+    run.add_argument("--full-refresh", action="store_true", help="rebuild every incremental model from raw")
+    run.add_argument("--deps", action="store_true", help="try `dbt deps` first when packages are missing")
+    run.add_argument("--run-id", help="use this run id instead of a new one")
+    run.set_defaults(func=cmd_run)
 
     lint = sub.add_parser("lint", help="sqlfluff (dbt templater) over every model, snapshot and singular test")
     lint.add_argument("--fix", action="store_true", help="apply sqlfluff's fixes")

@@ -1,12 +1,13 @@
-"""The README's demo: simulate days of shop activity and run the pipeline after each day."""
+"""The README's demo: simulate days of shop activity and run the whole pipeline after each day."""
 
 from __future__ import annotations
 
 import shutil
 
 from el.dbt import DbtRunner, dbt_executable
-from el.load import new_run_id, run_load
+from el.load import new_run_id
 from el.mode import detect
+from el.pipeline import PipelineRun, RunOptions, report_path
 from el.settings import Settings
 from shopsim import SimConfig, Simulator
 
@@ -20,21 +21,25 @@ def _reset(settings: Settings) -> None:
 
 def run_demo(settings: Settings, days: int, scale: int, seed: int) -> int:
     mode = detect(settings.project_root, dbt_executable(), settings.project_root)
-    print(mode.summary(), flush=True)
     _reset(settings)
     simulator = Simulator(settings.sources_root, SimConfig(seed=seed, scale=scale))
-    runner = DbtRunner(settings, mode)
+    failed = False
     for index in range(days):
         (day,) = simulator.advance(1)
-        run_id = new_run_id()
-        print(f"demo: {day} simulated; run {run_id}", flush=True)
-        metrics = run_load(settings, run_id=run_id)
-        print(f"demo: loaded {sum(m.rows_loaded for m in metrics)} rows, {sum(m.rejects for m in metrics)} rejects")
-        build = runner.run(["build"] if index == days - 1 else ["build", "--quiet"])
-        if build.returncode != 0:
-            print(f"demo: dbt build failed after {day}", flush=True)
-            return build.returncode
-    freshness = runner.run(["source", "freshness"])
+        print(f"demo: simulated {day} ({index + 1}/{days})", flush=True)
+        run = PipelineRun(settings, mode, new_run_id(), RunOptions(quiet=index < days - 1))
+        results = run.execute()
+        print(run.summary(), flush=True)
+        failed = failed or any(r.status == "failed" for r in results)
+    docs = DbtRunner(settings, mode).run(["docs", "generate", "--static", "--quiet"])
+    print()
     print(mode.summary())
-    print(f"demo: warehouse at {settings.warehouse}")
-    return freshness.returncode
+    print(f"demo: warehouse          {settings.warehouse}")
+    print("demo: load metrics       select * from el_meta.load_metrics / el_meta.pipeline_runs")
+    if docs.returncode == 0:
+        print(f"demo: dbt docs           {settings.project_root / 'target' / 'static_index.html'}")
+    if mode.full:
+        print(f"demo: Elementary report  {report_path(settings)}")
+    else:
+        print("demo: Elementary report  not built in core mode (install the dbt packages with `dbt deps`)")
+    return 1 if failed or docs.returncode != 0 else 0

@@ -6,7 +6,7 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -151,15 +151,19 @@ class Loader:
             self.run(source, "spend", spend_resource(config.files_dir.resolve().as_uri(), self.extracted_at))
 
 
-def run_load(settings: Settings, sources: list[str] | None = None, run_id: str | None = None) -> list[LoadMetric]:
-    """Load the given sources (all by default); metrics are stored even when a step fails."""
+def run_load(
+    settings: Settings, sources: list[str] | None = None, run_id: str | None = None, hold_lock: bool = True
+) -> list[LoadMetric]:
+    """Load the given sources (all by default); metrics are stored even when a step fails.
+
+    `hold_lock=False` is for callers that already hold the warehouse lock (`el run`)."""
     chosen = list(sources or SOURCES)
     unknown = sorted(set(chosen) - set(SOURCES))
     if unknown:
         raise ConfigError(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
     config = SourceConfig.from_env(settings)
     loader = Loader(settings, run_id or new_run_id())
-    with exclusive(settings.warehouse, f"el load {loader.run_id}"):
+    with exclusive(settings.warehouse, f"el load {loader.run_id}") if hold_lock else nullcontext():
         check_warehouse(settings.warehouse)
         try:
             for source in chosen:

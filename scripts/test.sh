@@ -3,6 +3,17 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check el shopsim tests/python bench || exit 1
+
+# the browser test drives Debian's chromium headless; install it once where we may
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "test: installing Debian's chromium for the browser test"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+            || echo "test: chromium could not be installed; the browser test will skip with the reason"
+    else
+        echo "test: no chromium and no root apt-get; the browser test will skip with the reason"
+    fi
+fi
 .venv/bin/pytest "$@"
 status=$?
 if [ "$status" -eq 5 ]; then

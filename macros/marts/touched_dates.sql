@@ -1,8 +1,9 @@
 {% macro touched_dates(date_column, sources) %}
     {#- Dates a date-grained mart must recompute in an incremental run: every date that has a row
         extracted after this mart's watermark (so any lateness is handled exactly), plus the last
-        `lookback_days` dates as a safety net. `sources` is a list of relations carrying
-        `date_column` and `_extracted_at`. -#}
+        `lookback_days` dates as a safety net, plus the dates between the vars `backfill_from` and
+        `backfill_to` when a backfill asks for them (`el run --from/--to`). `sources` is a list of
+        relations carrying `date_column` and `_extracted_at`. -#}
     {% for source_relation in sources %}
         select {{ date_column }} as touched_date
         from {{ source_relation }}
@@ -15,4 +16,11 @@
         select {{ dbt.dateadd('day', -1 * var('lookback_days'), 'max(lookback_source.' ~ date_column ~ ')') }}
         from {{ sources[0] }} as lookback_source
     )
+    {% if var('backfill_from', none) %}
+        union
+        select backfill_source.{{ date_column }} as touched_date
+        from {{ sources[0] }} as backfill_source
+        where backfill_source.{{ date_column }} between {{ dbt.cast(dbt.string_literal(var('backfill_from')), 'date') }}
+            and {{ dbt.cast(dbt.string_literal(var('backfill_to', var('backfill_from'))), 'date') }}
+    {% endif %}
 {% endmacro %}
