@@ -117,11 +117,12 @@ class PipelineRun:
 
     def report(self) -> str:
         edr = Path(sys.executable).with_name("edr")
-        common = ["--project-dir", str(self.dbt.project_dir), "--profiles-dir", str(self.settings.project_root)]
+        root = self.settings.project_root
+        common = ["--project-dir", str(self.dbt.project_dir), "--profiles-dir", str(root)]
+        common += ["--config-dir", str(root / ".edr")]  # no usage tracking
+        # freshness results need no `edr run-operation upload-source-freshness`: Elementary's
+        # on-run-end hook already uploaded them during `dbt source freshness`
         env = self.dbt.env()
-        upload = subprocess.run([str(edr), "run-operation", "upload-source-freshness", *common], env=env, check=False)
-        if upload.returncode != 0:
-            raise StepFailedError(f"edr upload-source-freshness exited {upload.returncode}")
         path = report_path(self.settings)
         path.parent.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(

@@ -13,7 +13,8 @@ import pytest
 from el.dbt import DbtRunner
 from el.load import run_load
 from el.mode import detect
-from el.pipeline import report_path
+from el.pipeline import PipelineRun, RunOptions, report_path
+from el.settings import Settings
 from shopsim import SimConfig, Simulator
 from tests.python.el_helpers import settings_for
 
@@ -53,11 +54,11 @@ def render(page: Path, fragment: str = "") -> str:
             check=False,
         )
     assert done.returncode == 0, done.stderr[-2000:]
-    return re.sub(r"<script[^>]*>.*?</script>", "", done.stdout, flags=re.DOTALL)
+    return re.sub(r"<(script|style)[^>]*>.*?</\1>", "", done.stdout, flags=re.DOTALL)
 
 
 @pytest.fixture(scope="module")
-def docs_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = settings_for(tmp_path_factory.mktemp("docs"))
     Simulator(settings.sources_root, SimConfig(scale=20)).advance(1)
     run_load(settings)
@@ -65,7 +66,12 @@ def docs_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for args in (["build", "--quiet"], ["docs", "generate", "--static", "--quiet"]):
         done = runner.run(args, capture=True)
         assert done.returncode == 0, done.stdout[-2000:]
-    return settings.project_root / "target" / "static_index.html"
+    return settings
+
+
+@pytest.fixture(scope="module")
+def docs_site(built: Settings) -> Path:
+    return built.project_root / "target" / "static_index.html"
 
 
 def test_dbt_docs_site_renders_models_and_descriptions(docs_site: Path) -> None:
@@ -80,14 +86,12 @@ def test_dbt_docs_site_renders_models_and_descriptions(docs_site: Path) -> None:
     assert "Sources" in overview and "Exposures" in overview
 
 
-def test_elementary_report_renders_where_full_mode_ran() -> None:
-    from el.settings import Settings
-
-    settings = Settings.from_env()
-    if not detect(settings.project_root).full:
-        pytest.skip("core mode: the Elementary report is only built in full mode")
-    report = report_path(settings)
-    if not report.exists():
-        pytest.skip(f"no Elementary report at {report}: run `el run` in full mode first")
-    dom = render(report)
-    assert "elementary" in dom.lower() and "test" in dom.lower()
+def test_elementary_report_renders_where_full_mode_ran(built: Settings) -> None:
+    mode = detect(built.project_root)
+    if not mode.full:
+        pytest.skip("core mode: the Elementary report is only built in full mode (dbt packages not installed)")
+    PipelineRun(built, mode, "browser-test", RunOptions()).report()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", render(report_path(built))))
+    assert "Test results breakdown" in text and "Tables health" in text
+    tests = re.search(r"Test results breakdown (\d+) Tests", text)
+    assert tests and int(tests.group(1)) > 50, "the report must show this project's test results"
