@@ -11,6 +11,7 @@ import json
 import random
 import sqlite3
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -74,6 +75,8 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path != "/events":
             self._send(404, {"error": "not found"})
             return
+        if self.server.delay:
+            time.sleep(self.server.delay)
         fault = self.server.next_fault()
         if fault == 429:
             self._send(429, {"error": "rate limited"}, {"Retry-After": "0"})
@@ -100,6 +103,7 @@ class EventsServer(ThreadingHTTPServer):
     ) -> None:
         super().__init__((host, port), _Handler)
         self.outage_after = outage_after  # answer 503 to every request after this many (an outage)
+        self.delay = 0.0  # seconds added to every answer (a slow API, for crash tests)
         self.conn = events.connect(db_path)
         self.conn.row_factory = sqlite3.Row
         self.lock = threading.Lock()

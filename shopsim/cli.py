@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--root", type=Path, default=Path("data/sources"))
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--fault-rate", type=float, default=0.0)
+    serve.add_argument("--delay", type=float, default=0.0, help="seconds added to every answer")
     args = parser.parse_args(argv)
 
     if args.command == "generate":
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     with EventsApi(SourcePaths(args.root).events_db, port=args.port, fault_rate=args.fault_rate) as api:
+        api.server.delay = args.delay
         print(f"shopsim: events API on {api.url}/events (Ctrl-C to stop)")
         try:
             while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -249,3 +250,35 @@ def test_bad_config_and_unreachable_source_give_clear_errors(demo, monkeypatch: 
     monkeypatch.setenv("SHOP_LAG_HOURS", "soon")
     with pytest.raises(ConfigError, match="SHOP_LAG_HOURS"):
         run_load(settings, ["shop_db"])
+
+
+def test_cursor_state_lives_in_the_warehouse(demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Losing the local dlt working folder loses nothing: state is restored from the destination."""
+    settings, sim = demo
+    monkeypatch.setenv("SHOP_LAG_HOURS", "0")
+    monkeypatch.setenv("SHOP_EVENTS_LAG_HOURS", "0")
+    sim.advance(1)
+    run_load(settings)
+    before = wh(settings, "select count(*) from raw_shop.orders")[0][0]
+    shutil.rmtree(settings.warehouse.parent / ".dlt_pipelines")
+    again = run_load(settings)
+    assert sum(m.rows_loaded for m in again) == 0
+    assert wh(settings, "select count(*) from raw_shop.orders")[0][0] == before
+
+
+def test_warehouse_held_by_another_process_gives_a_clear_error(demo) -> None:
+    settings, sim = demo
+    sim.advance(1)
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(settings.warehouse)!r}); "
+         "print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(LoadError, match="cannot be opened for writing"):
+            run_load(settings, ["marketing_files"])
+    finally:
+        holder.kill()
+        holder.wait()

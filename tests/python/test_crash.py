@@ -1,0 +1,108 @@
+"""Crash tests with real processes: kill -9 the load, and separately the dbt build, then rerun."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from el.dbt import DbtRunner
+from el.load import run_load
+from el.mode import detect
+from shopsim import SimConfig, Simulator
+from shopsim.api import EventsApi
+from shopsim.config import Rates
+from tests.python.el_helpers import settings_for, src, wh
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def test_kill_9_during_load_then_rerun_loses_and_doubles_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(tmp_path)
+    sim = Simulator(settings.sources_root, SimConfig(scale=40, rates=Rates(duplicate=0.1, bad_row=0.02)))
+    sim.advance(2)
+    env = {
+        **os.environ,
+        "SHOP_WAREHOUSE": str(settings.warehouse),
+        "SHOP_SOURCES": str(settings.sources_root),
+        "SHOP_EVENTS_PAGE_SIZE": "25",
+        "SHOP_EVENTS_LAG_HOURS": "0",
+    }
+    with EventsApi(sim.paths.events_db) as api:
+        api.server.delay = 0.02
+        env["SHOP_EVENTS_URL"] = api.url
+        monkeypatch.setenv("SHOP_EVENTS_URL", api.url)
+        monkeypatch.setenv("SHOP_EVENTS_LAG_HOURS", "0")
+        run_load(settings, ["marketing_files"])  # a completed load before the crash
+        loader = subprocess.Popen(
+            [sys.executable, "-m", "el.cli", "load", "events_api"], env=env, stdout=subprocess.DEVNULL
+        )
+        _wait_for(lambda: api.server.requests > 20)
+        os.kill(loader.pid, signal.SIGKILL)
+        loader.wait()
+        assert loader.returncode == -signal.SIGKILL
+        api.server.delay = 0.0
+        run_load(settings, ["events_api"])  # the rerun: lock released by the kernel, state intact
+    served = "defect is null and received_at <= (select value from meta where key = 'served_until')"
+    deliveries = src(sim.paths.events_db, f"select count(*) from events where {served}")[0][0]
+    distinct = src(sim.paths.events_db, f"select count(distinct event_id) from events where {served}")[0][0]
+    assert wh(settings, "select count(*) from raw_events.events")[0][0] == deliveries
+    assert wh(settings, "select count(distinct event_id) from raw_events.events")[0][0] == distinct
+    lines = sum(len(p.read_text().splitlines()) - 1 for p in sim.paths.marketing_dir.iterdir())
+    assert wh(settings, "select count(*) from raw_marketing.spend")[0][0] <= lines
+
+
+def test_kill_9_during_dbt_build_then_rerun_equals_full_refresh(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    sim = Simulator(settings.sources_root, SimConfig(scale=30, rates=Rates(late=0.3, update=0.3)))
+    runner = DbtRunner(settings, detect(settings.project_root))
+    sim.advance(1)
+    run_load(settings)
+    assert runner.run(["build", "--quiet"], capture=True).returncode == 0
+    sim.advance(1)
+    run_load(settings)
+    build = subprocess.Popen(
+        runner.command(["build"]), cwd=settings.project_root, env=runner.env(), stdout=subprocess.PIPE, text=True
+    )
+    assert build.stdout is not None
+    for line in build.stdout:  # kill once the build is writing models
+        if " OK created " in line:
+            break
+    os.kill(build.pid, signal.SIGKILL)
+    build.wait()
+    rerun = runner.run(["build", "--quiet"], capture=True)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    marts = ["fct_orders", "fct_daily_revenue", "fct_user_daily_activity", "stg_events__events", "stg_shop__orders"]
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute("create schema if not exists after_crash")
+        for model in marts:
+            schema = "main_staging" if model.startswith("stg_") else "main_marts"
+            conn.execute(f"create table after_crash.{model} as select * exclude (_watermark) from {schema}.{model}"
+                         if model.startswith(("fct_daily", "fct_user")) else
+                         f"create table after_crash.{model} as select * from {schema}.{model}")  # fmt: skip
+    full = runner.run(["build", "--full-refresh", "--quiet"], capture=True)
+    assert full.returncode == 0, full.stdout[-3000:]
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        for model in marts:
+            schema = "main_staging" if model.startswith("stg_") else "main_marts"
+            star = "* exclude (_watermark)" if model.startswith(("fct_daily", "fct_user")) else "*"
+            rebuilt, crashed = f"select {star} from {schema}.{model}", f"select * from after_crash.{model}"
+            diff = conn.execute(
+                f"select count(*) from (({rebuilt} except all {crashed}) union all ({crashed} except all {rebuilt}))"
+            ).fetchone()[0]
+            assert diff == 0, model
