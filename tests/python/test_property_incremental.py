@@ -71,6 +71,7 @@ def _content(path: Path) -> dict[str, list[tuple]]:
     max_examples=int(os.environ.get("SHOP_PROPERTY_EXAMPLES", "2")),
     deadline=None,
     database=None,
+    derandomize=os.environ.get("CI") == "true",  # CI replays fixed examples; local runs explore new ones
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(scenario=scenarios)
