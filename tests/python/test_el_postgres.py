@@ -20,7 +20,7 @@ def test_postgres_to_duckdb_incremental_with_rejects(tmp_path: Path, monkeypatch
     settings = settings_for(tmp_path)
     sim = Simulator(settings.sources_root, SimConfig(scale=80, rates=Rates(bad_row=0.05)))
     with scratch_database() as url:
-        assert backend_for(url) == "pyarrow"
+        assert backend_for(url) == "connectorx"
         monkeypatch.setenv("SHOP_DB_URL", url)
         monkeypatch.setenv("SHOP_LAG_HOURS", "0")
         sim.advance(2)
