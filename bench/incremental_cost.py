@@ -23,7 +23,7 @@ from el.dbt import DbtRunner
 from el.mode import detect
 from el.settings import Settings
 
-SELECTION = ["stg_events__events+", "--exclude", "fct_customer_features"]
+SELECTION = ["event_types", "stg_events__events+", "--exclude", "fct_customer_features"]
 FILL = """
 create schema if not exists raw_events;
 create or replace table raw_events.events as
@@ -34,7 +34,7 @@ select
     (['page_view', 'page_view', 'click', 'add_to_cart', 'purchase', 'logout'])[1 + g % 6] as event_type,
     timestamptz '2026-01-01 00:00:00+00' + (g * 2) * interval '1 second' as event_timestamp,
     timestamptz '2026-01-01 00:00:05+00' + (g * 2) * interval '1 second' as received_at,
-    '{"page": "/p"}'::json as properties,
+    '{{"page": "/p"}}'::json as properties,
     null::varchar as app_version,
     timestamptz '2026-03-01 00:00:00+00' as _extracted_at,
     'bench' as _source,
