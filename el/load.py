@@ -47,7 +47,7 @@ def _explain(exc: BaseException) -> str:
         if name in ("ConnectionError", "ConnectTimeout", "MaxRetryError", "NewConnectionError"):
             return f"events API unreachable: {text[:300]}"
         if "Could not set lock" in text or "Conflicting lock" in text:
-            return "warehouse file is locked by another process (a running dbt or a open DuckDB session?)"
+            return "warehouse file is locked by another process (a running dbt or an open DuckDB session?)"
     root = chain[-1]
     return f"{type(root).__name__}: {str(root)[:300]}"
 
