@@ -59,7 +59,7 @@ from range({new}) as t(g);
 """
 
 
-def timed(runner: DbtRunner, args: list[str]) -> tuple[float, dict[str, float]]:
+def timed(runner: DbtRunner, args: list[str], top: int = 0) -> tuple[float, dict[str, float]]:
     start = time.perf_counter()
     done = runner.run(args, capture=True)
     seconds = time.perf_counter() - start
@@ -70,6 +70,9 @@ def timed(runner: DbtRunner, args: list[str]) -> tuple[float, dict[str, float]]:
     for result in results["results"]:
         kind = "tests" if result["unique_id"].startswith(("test.", "unit_test.")) else "models"
         split[kind] += result["execution_time"]
+    slowest = sorted(results["results"], key=lambda r: -r["execution_time"])[:top]
+    for result in slowest:
+        print(f"    {result['execution_time']:6.1f}s  {result['unique_id']}", flush=True)
     return seconds, split
 
 
@@ -91,8 +94,10 @@ def main() -> None:
             timed(runner, build)  # the history, built once
             with duckdb.connect(str(settings.warehouse)) as conn:
                 conn.execute(APPEND.format(rows=rows, new=rows // 100))
-            incremental, inc_split = timed(runner, build)
-            full, full_split = timed(runner, [*build, "--full-refresh"])
+            print(f"{rows:,} events - slowest nodes of the incremental run:")
+            incremental, inc_split = timed(runner, build, top=5)
+            print(f"{rows:,} events - slowest nodes of the full refresh:")
+            full, full_split = timed(runner, [*build, "--full-refresh"], top=5)
             print(
                 f"{rows:>11,} events, 1% new: incremental {incremental:6.1f}s "
                 f"(models {inc_split['models']:.1f}s, tests {inc_split['tests']:.1f}s) | full refresh {full:6.1f}s "
