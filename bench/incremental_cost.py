@@ -36,7 +36,8 @@ select
     timestamptz '2026-01-01 00:00:05+00' + (g * 2) * interval '1 second' as received_at,
     '{{"page": "/p"}}'::json as properties,
     null::varchar as app_version,
-    timestamptz '2026-03-01 00:00:00+00' as _extracted_at,
+    -- the history was loaded long before the new day, outside the staging lookback window
+    timestamptz '2026-01-01 00:00:00+00' + (g % 59) * interval '1 day' as _extracted_at,
     'bench' as _source,
     'load-1' as _dlt_load_id,
     'id' || g as _dlt_id
