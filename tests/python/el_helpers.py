@@ -11,6 +11,9 @@ import duckdb
 from el.settings import Settings
 from tests.python.conftest import PROJECT_ROOT
 
+# events the API has delivered so far: received up to the simulated "now" (later ones are still in flight)
+SERVED = "received_at <= (select value from meta where key = 'served_until')"
+
 
 def settings_for(tmp_path: Path) -> Settings:
     return Settings(PROJECT_ROOT, tmp_path / "wh" / "warehouse.duckdb", tmp_path / "sources")

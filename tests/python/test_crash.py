@@ -18,7 +18,7 @@ from el.mode import detect
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
 from shopsim.config import Rates
-from tests.python.el_helpers import settings_for, src, wh
+from tests.python.el_helpers import SERVED, settings_for, src, wh
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def test_kill_9_during_load_then_rerun_loses_and_doubles_nothing(
         assert loader.returncode == -signal.SIGKILL
         api.server.delay = 0.0
         run_load(settings, ["events_api"])  # the rerun: lock released by the kernel, state intact
-    served = "defect is null and received_at <= (select value from meta where key = 'served_until')"
+    served = f"defect is null and {SERVED}"
     deliveries = src(sim.paths.events_db, f"select count(*) from events where {served}")[0][0]
     distinct = src(sim.paths.events_db, f"select count(distinct event_id) from events where {served}")[0][0]
     assert wh(settings, "select count(*) from raw_events.events")[0][0] == deliveries

@@ -16,7 +16,7 @@ from el.lock import AlreadyRunningError, exclusive
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
 from shopsim.config import Rates
-from tests.python.el_helpers import latest, settings_for, src, wh
+from tests.python.el_helpers import SERVED, latest, settings_for, src, wh
 
 SHOP_TABLES = {
     "customers": ("customer_id", "customer_id, tier, updated_at"),
@@ -79,8 +79,7 @@ def test_first_load_lands_every_row_or_reject(demo) -> None:
     # events: every served event is either in raw or in rejects, with the reason class
     served = src(
         sim.paths.events_db,
-        "select count(*), count(defect) from events where received_at <= "
-        "(select value from meta where key = 'served_until')",
+        f"select count(*), count(defect) from events where {SERVED}",
     )[0]
     loaded = wh(settings, "select count(*) from raw_events.events")[0][0]
     rejects = dict(wh(settings, "select reason_code, count(*) from raw_events.rejects group by 1"))
@@ -167,7 +166,7 @@ def test_api_faults_are_retried(demo, monkeypatch: pytest.MonkeyPatch) -> None:
     assert faults > 0
     served = src(
         sim.paths.events_db,
-        "select count(*) from events where received_at <= (select value from meta where key = 'served_until')",
+        f"select count(*) from events where {SERVED}",
     )[0][0]
     loaded = wh(settings, "select (select count(*) from raw_events.events) + (select count(*) from raw_events.rejects)")
     assert loaded[0][0] == served
@@ -188,7 +187,7 @@ def test_outage_mid_load_then_rerun_neither_loses_nor_duplicates(demo, monkeypat
     with EventsApi(sim.paths.events_db) as api:
         monkeypatch.setenv("SHOP_EVENTS_URL", api.url)
         run_load(settings, ["events_api"])
-    served = "defect is null and received_at <= (select value from meta where key = 'served_until')"
+    served = f"defect is null and {SERVED}"
     fit = src(sim.paths.events_db, f"select count(distinct event_id) from events where {served}")[0][0]
     assert wh(settings, "select count(distinct event_id) from raw_events.events")[0][0] == fit
     deliveries = src(sim.paths.events_db, f"select count(*) from events where {served}")[0][0]
