@@ -2,17 +2,21 @@
 
     .venv/bin/python -m bench.incremental_cost --events 1000000 [--events 10000000]
 
-Fills raw_events.events of a scratch DuckDB warehouse with synthetic clickstream (SQL, no simulator:
-the simulator is for realism, not volume), builds the events models once in full, appends 1% new
-deliveries (some late, some duplicates) under a new _extracted_at, then times an incremental build and
-a --full-refresh build of the same selection. dbt's own per-node timings (run_results.json) split the
-time into model runs and tests; parse time is measured with `dbt parse`. Not part of the test suite.
+History: `--events` clickstream events over 100 days, generated in SQL straight into
+raw_events.events (the simulator is for realism, not volume) as if loaded every morning: sessions of 6
+events, users coming back about every 20 days (5% of them active on a day). The events models are built
+once. The new day - 1% of the history, of which 10% are redeliveries of old event ids and 20% events 2 to
+6 weeks late - is then served by the demo events API and loaded by the project's own loader (the EL
+step), and the same selection is built incrementally and then with --full-refresh. dbt's per-node
+timings (run_results.json) split each build into models and tests; the rest of the wall time is dbt's
+start-up (parse, connection, DAG). Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -20,44 +24,87 @@ from pathlib import Path
 import duckdb
 
 from el.dbt import DbtRunner
+from el.load import run_load
 from el.mode import detect
 from el.settings import Settings
+from shopsim import events
+from shopsim.config import SourcePaths
 
 SELECTION = ["event_types", "stg_events__events+", "--exclude", "fct_customer_features"]
+DAYS = 100
+EVENTS_PER_SESSION = 6
+EVENTS_PER_USER = 30  # 5 sessions in 100 days: 5% of the users are active on a given day
+# day 0 of the history starts 101 days ago; day d was loaded at 01:00 on the next day
+BASE = "(current_date - interval 101 day)::timestamptz"
 FILL = """
 create schema if not exists raw_events;
 create or replace table raw_events.events as
+with numbered as (
+    select
+        g,
+        g // {per_day} as day,
+        g // {per_session} as session,
+        (g // {per_session}) % ({per_day} // {per_session}) as slot
+    from range({rows}) as t(g)
+)
 select
-    'e' || g as event_id,
-    (g % 50000)::bigint as user_id,
-    's' || (g // 6) as session_id,
-    (['page_view', 'page_view', 'click', 'add_to_cart', 'purchase', 'logout'])[1 + g % 6] as event_type,
-    timestamptz '2026-01-01 00:00:00+00' + (g * 2) * interval '1 second' as event_timestamp,
-    timestamptz '2026-01-01 00:00:05+00' + (g * 2) * interval '1 second' as received_at,
     '{{"page": "/p"}}'::json as properties,
-    null::varchar as app_version,
-    -- the history was loaded long before the new day, outside the staging lookback window
-    timestamptz '2026-01-01 00:00:00+00' + (g % 59) * interval '1 day' as _extracted_at,
+    'e' || g as event_id,
+    (hash(session) % {users})::bigint as user_id,
+    's' || session as session_id,
+    (['page_view', 'page_view', 'click', 'add_to_cart', 'purchase', 'logout'])[1 + g % 6] as event_type,
+    {base} + day * interval 1 day + (slot * 86000 // ({per_day} // {per_session})) * interval 1 second
+        + (g % {per_session}) * interval 20 second as event_timestamp,
+    event_timestamp + interval 5 second as received_at,
+    {base} + (day + 1) * interval 1 day + interval 1 hour as _extracted_at,
     'bench' as _source,
-    'load-1' as _dlt_load_id,
-    'id' || g as _dlt_id
-from range({rows}) as t(g);
+    'load-' || day as _dlt_load_id,
+    'id' || g as _dlt_id,
+    null::varchar as app_version
+from numbered;
 create or replace table raw_events.rejects as
 select 'events_api' as source, 'events' as source_table, 'null_key' as reason_code, 'x' as reason,
-       '{{}}' as record, timestamptz '2026-03-01 00:00:00+00' as _extracted_at, 'bench' as _source,
-       'load-1' as _dlt_load_id, 'r1' as _dlt_id;
+       '{{}}' as record, {base} + interval 1 day as _extracted_at, 'bench' as _source,
+       'load-0' as _dlt_load_id, 'r1' as _dlt_id;
 """
-APPEND = """
-insert into raw_events.events
+# the new day (day 100 = yesterday), as the events API serves it
+NEW_DAY = """
 select
-    case when g % 10 = 0 then 'e' || (g * 7 % {rows}) else 'n' || g end as event_id,  -- 10% redeliveries
-    (g % 50000)::bigint, 's-new' || (g // 6), 'page_view',
-    case when g % 5 = 0 then timestamptz '2026-01-02 00:00:00+00' + g * interval '1 second'  -- 20% very late
-         else timestamptz '2026-03-01 00:00:00+00' + g * interval '1 second' end,
-    timestamptz '2026-03-02 00:00:00+00' + g * interval '1 second',
-    '{{"page": "/p"}}'::json, '3.0', timestamptz '2026-03-02 12:00:00+00', 'bench', 'load-2', 'n' || g
-from range({new}) as t(g);
+    case when g % 10 = 0 then 'e' || (g * 7919 % {rows}) else 'n' || g end as event_id,  -- 10% redeliveries
+    case when g % 5 = 1 then hash('late' || g) % {users}  -- 20% events 2 to 6 weeks late
+         else hash('n' || (g // {per_session})) % {users} end as user_id,
+    's-new' || (g // {per_session}) as session_id,
+    'page_view' as event_type,
+    strftime(
+        case when g % 5 = 1 then {base} + (100 - 14 - g % 28) * interval 1 day + (g % 86000) * interval 1 second
+             else {base} + interval 100 day + (g * 86000 // {new}) * interval 1 second end,
+        '%Y-%m-%d %H:%M:%S.%f') as event_timestamp,
+    strftime({base} + interval 100 day + (g * 86000 // {new}) * interval 1 second + interval 5 second,
+             '%Y-%m-%d %H:%M:%S.%f') as received_at,
+    '{{"page": "/p"}}' as properties
+from range({new}) as t(g)
 """
+
+
+def serve_new_day(settings: Settings, rows: int, users: int) -> None:
+    """Write the new day into the demo events store the loader's API serves."""
+    new = rows // 100
+    params = {"rows": rows, "users": users, "per_session": EVENTS_PER_SESSION, "new": new, "base": BASE}
+    with duckdb.connect() as conn:
+        batch = conn.execute(NEW_DAY.format(**params)).fetchall()
+        served_until = conn.execute(
+            f"select strftime({BASE} + interval 101 day - interval 1 second, '%Y-%m-%d %H:%M:%S.%f')"
+        ).fetchone()[0]
+    path = SourcePaths(settings.sources_root).events_db
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as store:
+        store.executescript(events.SCHEMA)
+        store.executemany(
+            "insert into events (event_id, user_id, session_id, event_type, event_timestamp, received_at, "
+            "properties) values (?, ?, ?, ?, ?, ?, ?)",
+            batch,
+        )
+        store.execute("insert or replace into meta (key, value) values ('served_until', ?)", (served_until,))
 
 
 def timed(runner: DbtRunner, args: list[str], top: int = 0) -> tuple[float, dict[str, float]]:
@@ -83,27 +130,32 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     for rows in args.events or [1_000_000]:
+        users = rows // EVENTS_PER_USER
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(root, Path(tmp) / "warehouse.duckdb", Path(tmp) / "src")
             runner = DbtRunner(settings, detect(root))
+            per_day = rows // DAYS
             with duckdb.connect(str(settings.warehouse)) as conn:
-                conn.execute(FILL.format(rows=rows))
+                conn.execute(
+                    FILL.format(rows=rows, per_day=per_day, per_session=EVENTS_PER_SESSION, users=users, base=BASE)
+                )
             parse_start = time.perf_counter()
             runner.run(["parse"], capture=True)
             parse = time.perf_counter() - parse_start
             build = ["build", "--select", *SELECTION]
             timed(runner, build)  # the history, built once
-            with duckdb.connect(str(settings.warehouse)) as conn:
-                conn.execute(APPEND.format(rows=rows, new=rows // 100))
+            serve_new_day(settings, rows, users)
+            (metric,) = run_load(settings, ["events_api"])
             print(f"{rows:,} events - slowest nodes of the incremental run:")
-            incremental, inc_split = timed(runner, build, top=5)
+            incremental, inc_split = timed(runner, build, top=6)
             print(f"{rows:,} events - slowest nodes of the full refresh:")
-            full, full_split = timed(runner, [*build, "--full-refresh"], top=5)
+            full, full_split = timed(runner, [*build, "--full-refresh"], top=6)
             print(
-                f"{rows:>11,} events, 1% new: incremental {incremental:6.1f}s "
-                f"(models {inc_split['models']:.1f}s, tests {inc_split['tests']:.1f}s) | full refresh {full:6.1f}s "
-                f"(models {full_split['models']:.1f}s, tests {full_split['tests']:.1f}s) | "
-                f"ratio {incremental / full:.2f} | dbt parse {parse:.1f}s",
+                f"{rows:>11,} events, 1% new: EL {metric.seconds:.1f}s ({metric.rows_loaded:,} rows) | "
+                f"incremental build {incremental:.1f}s (models {inc_split['models']:.1f}s, "
+                f"tests {inc_split['tests']:.1f}s) | full refresh {full:.1f}s (models {full_split['models']:.1f}s, "
+                f"tests {full_split['tests']:.1f}s) | build ratio {incremental / full:.2f} | "
+                f"with EL {(metric.seconds + incremental) / (metric.seconds + full):.2f} | dbt parse {parse:.1f}s",
                 flush=True,
             )
 

@@ -1,14 +1,100 @@
+{#- Incremental, because sessionizing is a window over every event of every user. A late or changed
+    event can only change the sessions from the one it falls into onwards, so an incremental run
+    re-sessionizes each touched user from the start of the stored session just before its earliest
+    change and numbers the new sessions after the untouched ones. -#}
+{{ config(materialized='incremental', unique_key='event_id', incremental_strategy='delete+insert') }}
+
 with
 
 events as (
     select * from {{ ref('stg_events__events') }}
 ),
 
+{% if is_incremental() %}
+    stored as (
+        select * from {{ this }}
+    ),
+
+    -- events staging has written since this model's last build
+    changed_events as (
+        select
+            event_id,
+            user_id,
+            event_at
+        from events
+        where _extracted_at > (select max(previous_build._watermark) from stored as previous_build)
+    ),
+
+    -- a changed event affects its new position and, when it was stored before, its old one
+    changed_positions as (
+        select
+            user_id,
+            event_at
+        from changed_events
+        union all
+        select
+            stored.user_id,
+            stored.event_at
+        from stored
+        inner join changed_events on stored.event_id = changed_events.event_id
+    ),
+
+    earliest_changes as (
+        select
+            user_id,
+            min(event_at) as changed_from
+        from changed_positions
+        group by user_id
+    ),
+
+    -- the stored session holding the user's last event before the change; null: start over
+    resume_sessions as (
+        select
+            earliest_changes.user_id,
+            max(stored.session_number) as resume_session_number
+        from earliest_changes
+        left join stored
+            on
+                earliest_changes.user_id = stored.user_id
+                and stored.event_at < earliest_changes.changed_from
+        group by earliest_changes.user_id
+    ),
+
+    resume_points as (
+        select
+            resume_sessions.user_id,
+            coalesce(resume_sessions.resume_session_number - 1, 0) as sessions_before,
+            min(stored.event_at) as resume_at
+        from resume_sessions
+        left join stored
+            on
+                resume_sessions.user_id = stored.user_id
+                and resume_sessions.resume_session_number = stored.session_number
+        group by resume_sessions.user_id, resume_sessions.resume_session_number
+    ),
+
+    events_in_scope as (
+        select
+            events.*,
+            resume_points.sessions_before
+        from events
+        inner join resume_points on events.user_id = resume_points.user_id
+        where resume_points.resume_at is null or events.event_at >= resume_points.resume_at
+    ),
+{% else %}
+    events_in_scope as (
+        select
+            *,
+            0 as sessions_before
+        from events
+    ),
+{% endif %}
+
 with_previous as (
     select
         *,
         lag(event_at) over (partition by user_id order by event_at, event_id) as previous_event_at
-    from events
+    from events_in_scope
 ),
 
 flagged as (
@@ -26,7 +112,7 @@ flagged as (
 numbered as (
     select
         *,
-        cast(sum(is_session_start) over (
+        sessions_before + cast(sum(is_session_start) over (
             partition by user_id order by event_at, event_id rows between unbounded preceding and current row
         ) as bigint) as session_number
     from flagged
@@ -45,7 +131,8 @@ sessionized as (
         page_path,
         product_id,
         event_value,
-        _extracted_at
+        _extracted_at,
+        (select max(all_events._extracted_at) from events as all_events) as _watermark
     from numbered
 )
 

@@ -31,6 +31,7 @@ STAGING = [
     "stg_events__events",
     "stg_marketing__spend",
 ]
+INTERMEDIATE = ["int_events__sessionized"]  # incremental too: sessions resume per touched user
 MARTS = [
     "dim_customers",
     "dim_products",
@@ -69,7 +70,7 @@ def built(tmp_path_factory: pytest.TempPathFactory):
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with duckdb.connect(str(settings.warehouse)) as conn:
         conn.execute("create schema if not exists incremental_copy")
-        for schema, models in (("main_staging", STAGING), ("main_marts", MARTS)):
+        for schema, models in (("main_staging", STAGING), ("main_intermediate", INTERMEDIATE), ("main_marts", MARTS)):
             for model in models:
                 conn.execute(f"create table incremental_copy.{model} as select * from {schema}.{model}")
     done = runner.run(["build", "--full-refresh", "--quiet"], variables, capture=True)
@@ -77,10 +78,12 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     return settings, sim
 
 
-@pytest.mark.parametrize("model", STAGING + MARTS)
+@pytest.mark.parametrize("model", STAGING + INTERMEDIATE + MARTS)
 def test_incremental_equals_full_refresh(built, model: str) -> None:
     settings, _ = built
-    schema = "main_staging" if model in STAGING else "main_marts"
+    schema = {**dict.fromkeys(STAGING, "main_staging"), **dict.fromkeys(INTERMEDIATE, "main_intermediate")}.get(
+        model, "main_marts"
+    )
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         columns = _columns(conn, schema, model)
         full = conn.execute(f"select count(*) from {schema}.{model}").fetchone()[0]

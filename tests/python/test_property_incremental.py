@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow
 
 MODELS = {
     "main_staging": ["stg_shop__orders", "stg_shop__order_items", "stg_events__events", "stg_marketing__spend"],
-    "main_marts": ["fct_daily_revenue", "fct_user_daily_activity", "fct_marketing_daily", "fct_orders"],
+    "main_intermediate": ["int_events__sessionized"],
+    "main_marts": ["fct_daily_revenue", "fct_user_daily_activity", "fct_marketing_daily", "fct_orders", "fct_sessions"],
 }
 
 scenarios = st.fixed_dictionaries(

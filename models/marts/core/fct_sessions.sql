@@ -1,7 +1,21 @@
+{#- Incremental per user: a touched user's sessions can merge, split and renumber, so all of them
+    are rewritten (delete+insert by user_id) from the sessionized events. -#}
+{{ config(materialized='incremental', unique_key='user_id', incremental_strategy='delete+insert') }}
+
 with
 
 events as (
     select * from {{ ref('int_events__sessionized') }}
+),
+
+events_in_scope as (
+    select * from events
+    {% if is_incremental() %}
+        where user_id in (
+            select touched.user_id from events as touched
+            where touched._watermark > (select max(previous_build._watermark) from {{ this }} as previous_build)
+        )
+    {% endif %}
 ),
 
 sessions as (
@@ -15,7 +29,7 @@ sessions as (
         cast(sum(case when event_type = 'page_view' then 1 else 0 end) as bigint) as page_views,
         cast(sum(case when event_type = 'add_to_cart' then 1 else 0 end) as bigint) as add_to_carts,
         cast(sum(case when event_type = 'purchase' then 1 else 0 end) as bigint) as purchases
-    from events
+    from events_in_scope
     group by session_key, user_id, session_number
 ),
 
@@ -32,7 +46,8 @@ final as (
         page_views,
         add_to_carts,
         purchases,
-        purchases > 0 as has_purchase
+        purchases > 0 as has_purchase,
+        (select max(all_events._watermark) from events as all_events) as _watermark
     from sessions
 )
 
