@@ -97,7 +97,7 @@ class Loader:
         pipeline = self.pipeline(source)
         started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
         try:
-            info = pipeline.run(data)
+            info = pipeline.run(data, loader_file_format="parquet")
         except PipelineStepFailed as exc:
             metric = LoadMetric(
                 self.run_id, source, table, 0, 0, 0, time.perf_counter() - clock, exc.load_id,
