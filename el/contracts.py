@@ -109,13 +109,14 @@ class Contract:
 
     def candidate_mask(self, table: pa.Table) -> pa.ChunkedArray | pa.Array:
         """Rows of an Arrow table that may break the contract (typed columns cannot drift)."""
-        mask = pa.array([False] * table.num_rows)
+        mask = pa.repeat(pa.scalar(False), table.num_rows)  # typed bool even for an empty batch
         for column in self.required:
             if column in table.column_names:
                 mask = pc.or_(mask, pc.is_null(table[column]))
         for column in self.non_negative:
-            if column in table.column_names:
-                mask = pc.or_(mask, pc.fill_null(pc.less(table[column], 0), False))
+            if column in table.column_names:  # an all-null batch has Arrow type null: nothing negative
+                negative = pc.less(table[column], 0).cast(pa.bool_())
+                mask = pc.or_(mask, pc.fill_null(negative, False))
         for column, allowed in self.accepted.items():
             if column in table.column_names:
                 known = pc.is_in(table[column], value_set=pa.array(sorted(allowed)))

@@ -47,10 +47,10 @@ def fit_items(items: Items, contract: Contract, extracted_at: dt.datetime, origi
     if isinstance(items, pa.Table | pa.RecordBatch):
         table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
         table = table.filter(pc.invert(contract.candidate_mask(table)))
-        stamp = pa.array([extracted_at] * table.num_rows, pa.timestamp("us", "UTC"))
+        stamp = pa.repeat(pa.scalar(extracted_at, pa.timestamp("us", "UTC")), table.num_rows)
         table = table.append_column("_extracted_at", stamp)
         source = origin if isinstance(origin, str) else contract.source
-        return table.append_column("_source", pa.array([source] * table.num_rows, pa.string()))
+        return table.append_column("_source", pa.repeat(pa.scalar(source, pa.string()), table.num_rows))
     fit = []
     for item in _rows(items):
         if contract.violation(item) is None:

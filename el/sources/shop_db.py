@@ -27,7 +27,8 @@ def shop_resources(
     url: str, extracted_at: dt.datetime, lag_seconds: float, tables: tuple[str, ...] = TABLES, chunk_size: int = 50_000
 ) -> list[list[DltResource]]:
     backend = backend_for(url)
-    backend_kwargs = {"return_type": "arrow"} if backend == "connectorx" else None
+    # a stream of Arrow batches of chunk_size rows: memory stays flat however big the table
+    backend_kwargs = {"return_type": "arrow_stream"} if backend == "connectorx" else None
     resources = []
     for table in tables:
         contract = SHOP_CONTRACTS[table]

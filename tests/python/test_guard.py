@@ -1,0 +1,52 @@
+"""The contract guard on Arrow batches (PostgreSQL arrives as a stream of Arrow record batches)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from el.contracts import SHOP_CONTRACTS
+from el.sources.guard import fit_items, reject_items
+
+AT = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+CONTRACT = SHOP_CONTRACTS["order_items"]
+
+
+def _batch(quantity: pa.Array, order_item_id: pa.Array) -> pa.Table:
+    rows = len(quantity)
+    return pa.table(
+        {
+            "order_item_id": order_item_id,
+            "order_id": pa.array([1] * rows),
+            "product_id": pa.array([2] * rows),
+            "quantity": quantity,
+            "unit_price": pa.array([None] * rows, pa.null()),  # an all-null batch: Arrow type null
+            "updated_at": pa.array([AT] * rows, pa.timestamp("us", "UTC")),
+        }
+    )
+
+
+def test_fit_rows_keep_arrow_and_get_lineage() -> None:
+    batch = _batch(pa.array([1, -1, 3]), pa.array([10, 11, None]))
+    fit = fit_items(batch, CONTRACT, AT, "shop_db.order_items")
+    assert isinstance(fit, pa.Table)
+    assert fit["order_item_id"].to_pylist() == [10]
+    assert fit["_extracted_at"].to_pylist() == [AT]
+    assert fit["_source"].to_pylist() == ["shop_db.order_items"]
+
+
+def test_every_breaking_row_is_rejected_with_its_reason() -> None:
+    batch = _batch(pa.array([1, -1, 3]), pa.array([10, 11, None]))
+    rejects = reject_items(batch, CONTRACT, AT, "shop_db.order_items")
+    assert sorted(r["reason_code"] for r in rejects) == ["negative_amount", "null_key"]
+    assert len(rejects) + fit_items(batch, CONTRACT, AT, "x").num_rows == batch.num_rows
+
+
+def test_all_null_and_empty_batches_are_not_an_error() -> None:
+    batch = _batch(pa.array([None, None], pa.null()), pa.array([10, 11]))
+    assert fit_items(batch, CONTRACT, AT, "x").num_rows == 2
+    assert reject_items(batch, CONTRACT, AT, "x") == []
+    empty = _batch(pa.array([], pa.int64()), pa.array([], pa.int64()))  # a stream can end with one
+    assert fit_items(empty, CONTRACT, AT, "x").num_rows == 0
+    assert reject_items(empty, CONTRACT, AT, "x") == []
