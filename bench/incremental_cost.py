@@ -127,12 +127,15 @@ def timed(runner: DbtRunner, args: list[str], top: int = 0) -> tuple[float, dict
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, action="append", default=None)
+    parser.add_argument("--keep", type=Path, help="build in this (empty) folder and keep it, to inspect")
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     for rows in args.events or [1_000_000]:
         users = rows // EVENTS_PER_USER
-        with tempfile.TemporaryDirectory() as tmp:
-            settings = Settings(root, Path(tmp) / "warehouse.duckdb", Path(tmp) / "src")
+        with tempfile.TemporaryDirectory() as scratch:
+            tmp = args.keep / str(rows) if args.keep else Path(scratch)
+            tmp.mkdir(parents=True, exist_ok=True)
+            settings = Settings(root, tmp / "warehouse.duckdb", tmp / "src")
             runner = DbtRunner(settings, detect(root))
             per_day = rows // DAYS
             with duckdb.connect(str(settings.warehouse)) as conn:

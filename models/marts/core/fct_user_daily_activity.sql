@@ -1,4 +1,11 @@
-{{ config(materialized='incremental', unique_key='activity_date', incremental_strategy='delete+insert') }}
+{#- Incremental per user-day: a row depends only on that user's events of that day, so an incremental
+    run rewrites exactly the user-days with newly loaded events (however late), plus every user-day of
+    the safety-net dates (lookback_days, backfill). -#}
+{{ config(
+    materialized='incremental',
+    unique_key=['user_id', 'activity_date'],
+    incremental_strategy='delete+insert',
+) }}
 
 with
 
@@ -7,15 +14,26 @@ events as (
 ),
 
 {% if is_incremental() %}
-    touched as (
-        {{ touched_dates('event_date', [ref('stg_events__events')]) }}
+    touched_user_days as (
+        select
+            user_id,
+            event_date
+        from events
+        where _extracted_at > (select max(previous_build._watermark) from {{ this }} as previous_build)
+        union
+        select
+            user_id,
+            event_date
+        from events
+        where event_date in ({{ safety_net_dates('event_date', ref('stg_events__events')) }})
     ),
 {% endif %}
 
 events_in_scope as (
-    select * from events
+    select events.* from events
     {% if is_incremental() %}
-        where event_date in (select touched.touched_date from touched)
+        inner join touched_user_days
+            on events.user_id = touched_user_days.user_id and events.event_date = touched_user_days.event_date
     {% endif %}
 ),
 
