@@ -6,12 +6,13 @@
 
 with
 
-events as (
+-- "not materialized": the CTE is read several times; DuckDB would otherwise copy every event first
+events as not materialized (
     select * from {{ ref('stg_events__events') }}
 ),
 
 {% if is_incremental() %}
-    stored as (
+    stored as not materialized (
         select * from {{ this }}
     ),
 

@@ -4,7 +4,8 @@
 
 with
 
-events as (
+-- read several times: not materialized, or DuckDB copies every event first
+events as not materialized (
     select * from {{ ref('int_events__sessionized') }}
 ),
 

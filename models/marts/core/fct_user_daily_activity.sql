@@ -9,7 +9,8 @@
 
 with
 
-events as (
+-- read several times: not materialized, or DuckDB copies every event first
+events as not materialized (
     select * from {{ ref('stg_events__events') }}
 ),
 
