@@ -5,7 +5,7 @@
 For each size it fills an `order_items` table in a scratch database on the loopback PostgreSQL, then
 times, each in its own process (peak RSS measured per process):
   copy_limit  COPY (select ...) TO STDOUT (csv) piped into DuckDB read_csv: the bulk-copy ceiling
-  project     el's shop_db loader (dlt sql_table, pyarrow backend, contract guard, rejects fork)
+  project     el's shop_db loader (dlt sql_table, connectorx Arrow stream, contract guard, rejects fork)
   dlt_default dlt sql_table with its default backend (sqlalchemy)
 and prints rows/s, the ratio to the COPY limit and peak memory. Not part of the test suite; results
 go to docs/benchmarks.md.
