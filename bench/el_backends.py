@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import dlt
 import psycopg
 from dlt.sources.sql_database import sql_table
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from shopsim.pg import scratch_database
 
 
 def main() -> None:
@@ -26,11 +25,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--backends", default="sqlalchemy,pyarrow,connectorx")
     args = parser.parse_args()
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
-        conn.execute(f"create database {name}")
-    url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_database(prefix="bench") as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
                 "create table order_items as select g as order_item_id, g / 3 as order_id, g % 500 as product_id, "
@@ -52,9 +47,6 @@ def main() -> None:
                 pipeline.run(resource)
                 seconds = time.perf_counter() - start
                 print(f"{backend:12s} {args.rows / seconds:12,.0f} rows/s ({seconds:.1f}s)", flush=True)
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f"drop database if exists {name} with (force)")
 
 
 if __name__ == "__main__":

@@ -16,18 +16,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
 
-ADMIN = os.environ.get("SHOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+from shopsim.pg import scratch_database
+
 FILL = """
 create table order_items as
 select g as order_item_id, g / 3 as order_id, g % 500 as product_id, 1 + g % 3 as quantity,
@@ -99,11 +98,7 @@ def main() -> None:
         child(*args.child)
         return
     for rows in args.rows or [1_000_000]:
-        name = f"bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f"create database {name}")
-        url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
-        try:
+        with scratch_database(prefix="bench") as url:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(FILL.format(rows=rows))
                 conn.execute("analyze order_items")
@@ -126,9 +121,6 @@ def main() -> None:
                     f"{result['seconds']:7.1f}s  peak {result['peak_mb']:,.0f} MB",
                     flush=True,
                 )
-        finally:
-            with psycopg.connect(ADMIN, autocommit=True) as conn:
-                conn.execute(f"drop database if exists {name} with (force)")
 
 
 if __name__ == "__main__":

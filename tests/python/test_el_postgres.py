@@ -50,3 +50,10 @@ def test_postgres_to_duckdb_incremental_with_rejects(tmp_path: Path, monkeypatch
             source = set(conn.execute("select order_id, status, updated_at from orders where customer_id is not null"))
         raw = set(wh(settings, latest("raw_shop.orders", "order_id", "order_id, status, updated_at")))
         assert raw == source
+
+
+def test_scratch_database_urls_keep_credentials_and_parameters() -> None:
+    from shopsim.pg import with_database
+
+    url = with_database("postgresql://u:p@db.example:6432/postgres?sslmode=require", "scratch_1")
+    assert url == "postgresql://u:p@db.example:6432/scratch_1?sslmode=require"
