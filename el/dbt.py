@@ -82,6 +82,9 @@ class DbtRunner:
         return cmd
 
     def env(self) -> dict[str, str]:
+        """Environment of every dbt-templated process (dbt, sqlfluff's dbt templater, edr). Both open
+        the warehouse, so its folder is created here."""
+        self.settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
         root = self.settings.project_root
         env = dict(os.environ)
         env.update(
@@ -97,7 +100,6 @@ class DbtRunner:
     def run(
         self, args: list[str], extra_vars: dict[str, Any] | None = None, capture: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        self.settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
         return subprocess.run(
             self.command(args, extra_vars),
             cwd=self.settings.project_root,

@@ -16,8 +16,6 @@ DEFAULT_PATHS = ("models", "tests", "snapshots")
 
 def lint_command(settings: Settings, mode: Mode, fix: bool, paths: list[str], extra: tuple[str, ...] = ()) -> list[str]:
     root = settings.project_root
-    # the dbt templater opens the warehouse (models inspect source columns): its folder must exist
-    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     sqlfluff = Path(sys.executable).with_name("sqlfluff")
     targets = sorted(
         str(f)
