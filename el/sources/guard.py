@@ -30,6 +30,7 @@ REJECT_COLUMNS: dict[str, Any] = {
 
 Origin = Callable[[Mapping[str, Any]], str] | str
 Items = list[Mapping[str, Any]] | pa.Table | pa.RecordBatch
+Decimals = Mapping[str, tuple[int, int]]  # column -> (precision, scale) declared by the source
 
 
 def _origin(origin: Origin, row: Mapping[str, Any]) -> str:
@@ -42,11 +43,25 @@ def _rows(items: Items) -> list[Mapping[str, Any]]:
     return items if isinstance(items, list) else [items]
 
 
-def fit_items(items: Items, contract: Contract, extracted_at: dt.datetime, origin: Origin) -> Any:
+def _declared_decimals(table: pa.Table, decimals: Decimals) -> pa.Table:
+    """connectorx reads numeric(12,2) as decimal(38,10): cast back to the declared type (exact)."""
+    for column, (precision, scale) in decimals.items():
+        if column in table.column_names:
+            declared = pa.decimal128(precision, scale)
+            if table.schema.field(column).type != declared:
+                index = table.column_names.index(column)
+                table = table.set_column(index, column, pc.cast(table[column], declared))
+    return table
+
+
+def fit_items(
+    items: Items, contract: Contract, extracted_at: dt.datetime, origin: Origin, decimals: Decimals | None = None
+) -> Any:
     """Rows that keep the contract, typed, with lineage columns; Arrow stays Arrow."""
     if isinstance(items, pa.Table | pa.RecordBatch):
         table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
         table = table.filter(pc.invert(contract.candidate_mask(table)))
+        table = _declared_decimals(table, decimals or {})
         stamp = pa.repeat(pa.scalar(extracted_at, pa.timestamp("us", "UTC")), table.num_rows)
         table = table.append_column("_extracted_at", stamp)
         source = origin if isinstance(origin, str) else contract.source
@@ -83,10 +98,16 @@ def split(
     parent: DltResource, table: str, contract: Contract, extracted_at: dt.datetime, origin: Origin
 ) -> list[DltResource]:
     """[fit rows -> `table`, rejects -> `rejects`], both fed by one evaluation of `parent`."""
+    declared = parent.columns if isinstance(parent.columns, dict) else {}
+    decimals = {
+        name: (column["precision"], column["scale"])
+        for name, column in declared.items()
+        if column.get("data_type") == "decimal" and column.get("precision") and column.get("scale") is not None
+    }
 
     @dlt.transformer(name=table, write_disposition="append")
     def fit(items: Items) -> Iterator[Any]:
-        yield fit_items(items, contract, extracted_at, origin)
+        yield fit_items(items, contract, extracted_at, origin, decimals)
 
     @dlt.transformer(
         name=f"{table}__rejects", table_name=REJECTS_TABLE, write_disposition="append", columns=REJECT_COLUMNS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pyarrow as pa
 
@@ -50,3 +51,12 @@ def test_all_null_and_empty_batches_are_not_an_error() -> None:
     empty = _batch(pa.array([], pa.int64()), pa.array([], pa.int64()))  # a stream can end with one
     assert fit_items(empty, CONTRACT, AT, "x").num_rows == 0
     assert reject_items(empty, CONTRACT, AT, "x") == []
+
+
+def test_decimals_are_cast_back_to_the_declared_precision() -> None:
+    # connectorx delivers numeric(12,2) as decimal(38,10)
+    prices = pa.array([Decimal("1.50"), None], pa.decimal128(38, 10))
+    batch = _batch(pa.array([1, 2]), pa.array([10, 11])).set_column(4, "unit_price", prices)
+    fit = fit_items(batch, CONTRACT, AT, "x", decimals={"unit_price": (12, 2)})
+    assert fit.schema.field("unit_price").type == pa.decimal128(12, 2)
+    assert fit["unit_price"].to_pylist() == [Decimal("1.50"), None]
