@@ -24,6 +24,10 @@ from el.sources.file_drops import spend_resource
 from el.sources.shop_db import TABLES, shop_resources
 
 DATASETS = {"shop_db": "raw_shop", "events_api": "raw_events", "marketing_files": "raw_marketing"}
+# Load files are transient: parquet without compression (cheaper to write, read once), and deleted once
+# their package is loaded - dlt would otherwise keep every extracted row on local disk forever.
+# Environment variables (LOAD__DELETE_COMPLETED_JOBS, DATA_WRITER__COMPRESSION) still win.
+DLT_DEFAULTS = {"load.delete_completed_jobs": True, "data_writer.compression": "none"}
 
 
 class LoadError(RuntimeError):
@@ -83,6 +87,8 @@ class Loader:
         self.progress = progress
         self.extracted_at = dt.datetime.now(dt.UTC)
         self.metrics: list[LoadMetric] = []
+        for key, value in DLT_DEFAULTS.items():
+            dlt.config[key] = value
 
     def pipeline(self, source: str) -> dlt.Pipeline:
         return dlt.pipeline(

@@ -95,6 +95,11 @@ def test_first_load_lands_every_row_or_reject(demo) -> None:
     stored = wh(settings, "select table_name, rows_loaded, rejects from el_meta.load_metrics")
     assert {(m.table_name, m.rows_loaded, m.rejects) for m in metrics} == set(stored)
     assert len({m.run_id for m in metrics}) == 1
+    assert all(m.bytes > 0 for m in metrics if m.rows_loaded)
+    # loaded packages keep their bookkeeping, not a second copy of the data on local disk
+    pipelines = settings.warehouse.parent / ".dlt_pipelines"
+    assert len(list(pipelines.glob("*/load/loaded/*/package_completed.json"))) == len(metrics)
+    assert list(pipelines.glob("*/load/loaded/*/completed_jobs/*")) == []
 
 
 def test_second_run_loads_only_new_rows(demo, monkeypatch: pytest.MonkeyPatch) -> None:
