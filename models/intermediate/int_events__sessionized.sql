@@ -6,13 +6,13 @@
 
 with
 
--- "not materialized": the CTE is read several times; DuckDB would otherwise copy every event first
-events as not materialized (
+-- read several times: not materialized, or DuckDB copies every event first
+events as {{ not_materialized() }} (
     select * from {{ ref('stg_events__events') }}
 ),
 
 {% if is_incremental() %}
-    stored as not materialized (
+    stored as {{ not_materialized() }} (
         select * from {{ this }}
     ),
 

@@ -10,7 +10,7 @@
 with
 
 -- read several times: not materialized, or DuckDB copies every event first
-events as not materialized (
+events as {{ not_materialized() }} (
     select * from {{ ref('stg_events__events') }}
 ),
 
