@@ -1,12 +1,13 @@
 """EL throughput from PostgreSQL to DuckDB: the project's loader vs the bulk limit vs dlt's default.
 
-    .venv/bin/python -m bench.el_throughput --rows 1000000 [--rows 5000000] [--skip-sqlalchemy]
+    .venv/bin/python -m bench.el_throughput --rows 1000000 [--rows 5000000] [--methods project,...]
 
 For each size it fills an `order_items` table in a scratch database on the loopback PostgreSQL, then
 times, each in its own process (peak RSS measured per process):
   copy_limit  COPY (select ...) TO STDOUT (csv) piped into DuckDB read_csv: the bulk-copy ceiling
   project     el's shop_db loader (dlt sql_table, connectorx Arrow stream, contract guard, rejects fork)
-  dlt_default dlt sql_table with its default backend (sqlalchemy)
+  dlt_default dlt sql_table with its default backend (sqlalchemy) and default load files (INSERT VALUES)
+  sqlalchemy_parquet  the same backend with parquet load files, as the project loads
 and prints rows/s, the ratio to the COPY limit and peak memory. Not part of the test suite; results
 go to docs/benchmarks.md.
 """
@@ -62,7 +63,7 @@ def project_loader(url: str, workdir: Path) -> int:
     return loader.run("shop_db", "order_items", resource_).rows_loaded
 
 
-def dlt_default(url: str, workdir: Path) -> int:
+def dlt_default(url: str, workdir: Path, file_format: str | None = None) -> int:
     import dlt
     from dlt.sources.sql_database import sql_table
 
@@ -72,11 +73,20 @@ def dlt_default(url: str, workdir: Path) -> int:
         dataset_name="raw",
         pipelines_dir=str(workdir),
     )
-    pipeline.run(sql_table(credentials=url, table="order_items"))
+    pipeline.run(sql_table(credentials=url, table="order_items"), loader_file_format=file_format)  # type: ignore[arg-type]
     return pipeline.last_trace.last_normalize_info.row_counts["order_items"]
 
 
-METHODS = {"copy_limit": copy_limit, "project": project_loader, "dlt_default": dlt_default}
+def sqlalchemy_parquet(url: str, workdir: Path) -> int:
+    return dlt_default(url, workdir, "parquet")
+
+
+METHODS = {
+    "copy_limit": copy_limit,
+    "project": project_loader,
+    "dlt_default": dlt_default,
+    "sqlalchemy_parquet": sqlalchemy_parquet,
+}
 
 
 def child(method: str, url: str) -> None:
@@ -91,7 +101,7 @@ def child(method: str, url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, action="append", default=None)
-    parser.add_argument("--skip-sqlalchemy", action="store_true", help="skip dlt's default backend (slow)")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -103,9 +113,7 @@ def main() -> None:
                 conn.execute(FILL.format(rows=rows))
                 conn.execute("analyze order_items")
             results = {}
-            for method in METHODS:
-                if method == "dlt_default" and args.skip_sqlalchemy:
-                    continue
+            for method in ["copy_limit", *(m for m in args.methods.split(",") if m != "copy_limit")]:
                 done = subprocess.run(
                     [sys.executable, "-m", "bench.el_throughput", "--child", method, url],
                     capture_output=True,
@@ -117,7 +125,7 @@ def main() -> None:
             for method, result in results.items():
                 rate = result["rows"] / result["seconds"]
                 print(
-                    f"{rows:>9,} rows  {method:12s} {rate:>12,.0f} rows/s  {rate / limit:5.2f}x limit  "
+                    f"{rows:>9,} rows  {method:18s} {rate:>12,.0f} rows/s  {rate / limit:5.2f}x limit  "
                     f"{result['seconds']:7.1f}s  peak {result['peak_mb']:,.0f} MB",
                     flush=True,
                 )
