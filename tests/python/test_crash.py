@@ -87,21 +87,28 @@ def test_kill_9_during_dbt_build_then_rerun_equals_full_refresh(tmp_path: Path) 
     build.wait()
     rerun = runner.run(["build", "--quiet"], capture=True)
     assert rerun.returncode == 0, rerun.stdout[-3000:]
-    marts = ["fct_orders", "fct_daily_revenue", "fct_user_daily_activity", "stg_events__events", "stg_shop__orders"]
+    # the incremental models (and fct_orders, a table on top of them), by schema
+    models = {
+        "main_staging": ["stg_events__events", "stg_shop__orders"],
+        "main_intermediate": ["int_events__sessionized"],
+        "main_marts": ["fct_orders", "fct_daily_revenue", "fct_user_daily_activity", "fct_sessions"],
+    }
+    watermarked = ("int_events__sessionized", "fct_daily_revenue", "fct_user_daily_activity", "fct_sessions")
+
+    def content(schema: str, model: str) -> str:  # build bookkeeping (_watermark) is not content
+        star = "* exclude (_watermark)" if model in watermarked else "*"
+        return f"select {star} from {schema}.{model}"
+
     with duckdb.connect(str(settings.warehouse)) as conn:
         conn.execute("create schema if not exists after_crash")
-        for model in marts:
-            schema = "main_staging" if model.startswith("stg_") else "main_marts"
-            conn.execute(f"create table after_crash.{model} as select * exclude (_watermark) from {schema}.{model}"
-                         if model.startswith(("fct_daily", "fct_user")) else
-                         f"create table after_crash.{model} as select * from {schema}.{model}")  # fmt: skip
+        for schema, names in models.items():
+            for model in names:
+                conn.execute(f"create table after_crash.{model} as {content(schema, model)}")
     full = runner.run(["build", "--full-refresh", "--quiet"], capture=True)
     assert full.returncode == 0, full.stdout[-3000:]
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
-        for model in marts:
-            schema = "main_staging" if model.startswith("stg_") else "main_marts"
-            star = "* exclude (_watermark)" if model.startswith(("fct_daily", "fct_user")) else "*"
-            rebuilt, crashed = f"select {star} from {schema}.{model}", f"select * from after_crash.{model}"
+        for schema, model in ((schema, model) for schema, names in models.items() for model in names):
+            rebuilt, crashed = content(schema, model), f"select * from after_crash.{model}"
             diff = conn.execute(
                 f"select count(*) from (({rebuilt} except all {crashed}) union all ({crashed} except all {rebuilt}))"
             ).fetchone()[0]
