@@ -1,4 +1,5 @@
-"""The shop DB loader against a real PostgreSQL (pyarrow backend), incremental and with rejects."""
+"""The shop DB loader against a real PostgreSQL (connectorx Arrow backend), incremental and with rejects,
+and dbt building on what it landed (the production path)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from el.dbt import DbtRunner
 from el.load import run_load
+from el.mode import detect
 from el.sources.shop_db import backend_for
 from shopsim import SimConfig, Simulator
 from shopsim.config import Rates
@@ -50,6 +53,15 @@ def test_postgres_to_duckdb_incremental_with_rejects(tmp_path: Path, monkeypatch
             source = set(conn.execute("select order_id, status, updated_at from orders where customer_id is not null"))
         raw = set(wh(settings, latest("raw_shop.orders", "order_id", "order_id, status, updated_at")))
         assert raw == source
+
+        # raw lineage is the same as from any other backend, and dbt builds on it
+        for table in ("customers", "products", "orders", "order_items", "payments"):
+            lineage = "count(_dlt_load_id) = count(*) and count(_dlt_id) = count(*) and count(_source) = count(*)"
+            assert wh(settings, f"select {lineage} from raw_shop.{table}") == [(True,)], table
+        run_load(settings, ["events_api", "marketing_files"])
+        done = DbtRunner(settings, detect(settings.project_root)).run(["build", "--quiet"], capture=True)
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert wh(settings, "select count(*) from main_staging.stg_shop__orders") == [(len(source),)]
 
 
 def test_scratch_database_urls_keep_credentials_and_parameters() -> None:
