@@ -54,9 +54,9 @@ def test_postgres_to_duckdb_incremental_with_rejects(tmp_path: Path, monkeypatch
         raw = set(wh(settings, latest("raw_shop.orders", "order_id", "order_id, status, updated_at")))
         assert raw == source
 
-        # raw lineage is the same as from any other backend, and dbt builds on it
+        # raw lineage as from any other backend (load id, extraction time, source), and dbt builds on it
         for table in ("customers", "products", "orders", "order_items", "payments"):
-            lineage = "count(_dlt_load_id) = count(*) and count(_dlt_id) = count(*) and count(_source) = count(*)"
+            lineage = "count(_dlt_load_id) = count(*) and count(_extracted_at) = count(*) and count(_source) = count(*)"
             assert wh(settings, f"select {lineage} from raw_shop.{table}") == [(True,)], table
         run_load(settings, ["events_api", "marketing_files"])
         done = DbtRunner(settings, detect(settings.project_root)).run(["build", "--quiet"], capture=True)
