@@ -25,12 +25,9 @@ from el.sources.shop_db import TABLES, shop_resources
 
 DATASETS = {"shop_db": "raw_shop", "events_api": "raw_events", "marketing_files": "raw_marketing"}
 # dlt settings of every pipeline (environment variables, e.g. LOAD__DELETE_COMPLETED_JOBS, still win):
-# - Arrow sources (PostgreSQL) get dlt's load id like row sources do (staging reads _dlt_load_id); not
-#   dlt's random row id _dlt_id, which nothing reads and which cost 5 s per 5M rows;
-# - load files are transient: parquet without compression (cheaper to write, read once), deleted once
-#   their package is loaded - dlt would otherwise keep every extracted row on local disk forever.
+# load files are transient - parquet without compression (cheaper to write, read once), deleted once
+# their package is loaded; dlt would otherwise keep every extracted row on local disk forever.
 DLT_DEFAULTS = {
-    "normalize.parquet_normalizer.add_dlt_load_id": True,
     "load.delete_completed_jobs": True,
     "data_writer.compression": "none",
 }

@@ -43,6 +43,10 @@ def _rows(items: Items) -> list[Mapping[str, Any]]:
     return items if isinstance(items, list) else [items]
 
 
+def _constant(value: str, rows: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), rows)
+
+
 def _declared_decimals(table: pa.Table, decimals: Decimals) -> pa.Table:
     """connectorx reads numeric(12,2) as decimal(38,10): cast back to the declared type (exact)."""
     for column, (precision, scale) in decimals.items():
@@ -55,9 +59,15 @@ def _declared_decimals(table: pa.Table, decimals: Decimals) -> pa.Table:
 
 
 def fit_items(
-    items: Items, contract: Contract, extracted_at: dt.datetime, origin: Origin, decimals: Decimals | None = None
+    items: Items,
+    contract: Contract,
+    extracted_at: dt.datetime,
+    origin: Origin,
+    decimals: Decimals | None = None,
+    load_id: str | None = None,
 ) -> Any:
-    """Rows that keep the contract, typed, with lineage columns; Arrow stays Arrow."""
+    """Rows that keep the contract, typed, with lineage columns; Arrow stays Arrow. dlt adds its load id
+    to row items itself; Arrow tables get it here (`load_id`), so dlt need not rewrite their files."""
     if isinstance(items, pa.Table | pa.RecordBatch):
         table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
         table = table.filter(pc.invert(contract.candidate_mask(table)))
@@ -65,7 +75,10 @@ def fit_items(
         stamp = pa.repeat(pa.scalar(extracted_at, pa.timestamp("us", "UTC")), table.num_rows)
         table = table.append_column("_extracted_at", stamp)
         source = origin if isinstance(origin, str) else contract.source
-        return table.append_column("_source", pa.repeat(pa.scalar(source, pa.string()), table.num_rows))
+        table = table.append_column("_source", _constant(source, table.num_rows))
+        if load_id is not None:
+            table = table.append_column("_dlt_load_id", _constant(load_id, table.num_rows))
+        return table
     fit = []
     for item in _rows(items):
         if contract.violation(item) is None:
@@ -107,7 +120,8 @@ def split(
 
     @dlt.transformer(name=table, write_disposition="append")
     def fit(items: Items) -> Iterator[Any]:
-        yield fit_items(items, contract, extracted_at, origin, decimals)
+        load_id = dlt.current.load_package_state()["load_id"]
+        yield fit_items(items, contract, extracted_at, origin, decimals, load_id)
 
     @dlt.transformer(
         name=f"{table}__rejects", table_name=REJECTS_TABLE, write_disposition="append", columns=REJECT_COLUMNS

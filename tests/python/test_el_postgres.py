@@ -58,6 +58,9 @@ def test_postgres_to_duckdb_incremental_with_rejects(tmp_path: Path, monkeypatch
         for table in ("customers", "products", "orders", "order_items", "payments"):
             lineage = "count(_dlt_load_id) = count(*) and count(_extracted_at) = count(*) and count(_source) = count(*)"
             assert wh(settings, f"select {lineage} from raw_shop.{table}") == [(True,)], table
+            loads = "select load_id from raw_shop._dlt_loads"
+            unknown = f"select count(*) from raw_shop.{table} where _dlt_load_id not in ({loads})"
+            assert wh(settings, unknown) == [(0,)], table
         run_load(settings, ["events_api", "marketing_files"])
         done = DbtRunner(settings, detect(settings.project_root)).run(["build", "--quiet"], capture=True)
         assert done.returncode == 0, done.stdout[-3000:]
