@@ -30,11 +30,12 @@ def _batch(quantity: pa.Array, order_item_id: pa.Array) -> pa.Table:
 
 def test_fit_rows_keep_arrow_and_get_lineage() -> None:
     batch = _batch(pa.array([1, -1, 3]), pa.array([10, 11, None]))
-    fit = fit_items(batch, CONTRACT, AT, "shop_db.order_items")
+    fit = fit_items(batch, CONTRACT, AT, "shop_db.order_items", load_id="1795.5")
     assert isinstance(fit, pa.Table)
     assert fit["order_item_id"].to_pylist() == [10]
     assert fit["_extracted_at"].to_pylist() == [AT]
     assert fit["_source"].to_pylist() == ["shop_db.order_items"]
+    assert fit["_dlt_load_id"].to_pylist() == ["1795.5"]
 
 
 def test_every_breaking_row_is_rejected_with_its_reason() -> None:
