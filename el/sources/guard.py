@@ -43,8 +43,9 @@ def _rows(items: Items) -> list[Mapping[str, Any]]:
     return items if isinstance(items, list) else [items]
 
 
-def _constant(value: str, rows: int) -> pa.Array:
-    return pa.repeat(pa.scalar(value, pa.string()), rows)
+def _constant(value: Any, arrow_type: pa.DataType, rows: int) -> pa.Array:
+    """One value repeated (lineage columns), without building a Python list per row."""
+    return pa.repeat(pa.scalar(value, arrow_type), rows)
 
 
 def _declared_decimals(table: pa.Table, decimals: Decimals) -> pa.Table:
@@ -72,12 +73,12 @@ def fit_items(
         table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
         table = table.filter(pc.invert(contract.candidate_mask(table)))
         table = _declared_decimals(table, decimals or {})
-        stamp = pa.repeat(pa.scalar(extracted_at, pa.timestamp("us", "UTC")), table.num_rows)
-        table = table.append_column("_extracted_at", stamp)
+        rows = table.num_rows
+        table = table.append_column("_extracted_at", _constant(extracted_at, pa.timestamp("us", "UTC"), rows))
         source = origin if isinstance(origin, str) else contract.source
-        table = table.append_column("_source", _constant(source, table.num_rows))
+        table = table.append_column("_source", _constant(source, pa.string(), rows))
         if load_id is not None:
-            table = table.append_column("_dlt_load_id", _constant(load_id, table.num_rows))
+            table = table.append_column("_dlt_load_id", _constant(load_id, pa.string(), rows))
         return table
     fit = []
     for item in _rows(items):
