@@ -38,3 +38,10 @@ def latest(table: str, key: str, columns: str) -> str:
         f"select {columns} from {table} "
         f"qualify row_number() over (partition by {key} order by updated_at desc, _extracted_at desc) = 1"
     )
+
+
+def load_sources(settings: Settings, sources: list[str] | None = None, run_id: str | None = None) -> list[Any]:
+    """Extract-load the simulated sources of `settings` (every test loads through here)."""
+    from el.load import run_load
+
+    return run_load(settings, sources, run_id)
