@@ -133,6 +133,8 @@ class Contract:
 
     def violation(self, row: Mapping[str, Any]) -> str | None:
         """The first broken rule of a row, as a reason text; None when the row is fit."""
+        if "_bad_file" in row:
+            return _bad_file(row)
         for column in self.required:
             if _is_blank(row.get(column)):
                 return f"null key: {column} is missing"
@@ -339,6 +341,12 @@ def events_contract(
 
 EVENTS_CONTRACT = events_contract()
 
+def _bad_file(row: Mapping[str, Any]) -> str | None:
+    """A spend file that cannot be read at all arrives as one pseudo-row carrying the cause."""
+    cause = row.get("_bad_file")
+    return f"bad file: {cause}" if cause else None
+
+
 SPEND_CONTRACT = Contract(
     "marketing_files",
     "spend",
@@ -346,4 +354,5 @@ SPEND_CONTRACT = Contract(
     types={"spend_date": "date", "impressions": "int", "clicks": "int", "conversions": "int", "spend": MONEY},
     non_negative=("spend",),
     key=("_file_name", "_file_line"),
+    checks=(_bad_file,),
 )

@@ -15,7 +15,7 @@ import duckdb
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from el.config import SOURCES, ConfigError, SourceConfig
-from el.contracts import REJECTS_TABLE
+from el.contracts import REJECTS_TABLE, events_contract
 from el.lock import exclusive
 from el.metrics import LoadMetric, store
 from el.settings import Settings
@@ -152,6 +152,7 @@ class Loader:
                     page_size=config.events_page_size,
                     max_attempts=config.events_max_attempts,
                     backoff_factor=config.events_backoff_factor,
+                    contract=events_contract(config.events_max_lateness_days, config.events_max_clock_skew_minutes),
                 )
                 self.run(source, "events", resources)
         else:
