@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -54,7 +56,9 @@ def _explain(exc: BaseException) -> str:
         if name in ("ConnectionError", "ConnectTimeout", "MaxRetryError", "NewConnectionError"):
             return f"events API unreachable: {text[:300]}"
         if "Could not set lock" in text or "Conflicting lock" in text:
-            return "warehouse file is locked by another process (a running dbt or an open DuckDB session?)"
+            holder = re.search(r"\(PID (\d+)\)", str(err))
+            who = f"process {holder.group(1)}" if holder else "another process"
+            return f"warehouse file is locked by {who} (a running dbt or an open DuckDB session?)"
     root = chain[-1]
     return f"{type(root).__name__}: {str(root)[:300]}"
 
@@ -179,5 +183,8 @@ def run_load(
             for source in chosen:
                 loader.load(source, config)
         finally:
-            store(settings.warehouse, loader.metrics)
+            try:
+                store(settings.warehouse, loader.metrics)
+            except duckdb.IOException as exc:  # never hide the load's own error behind this one
+                print(f"el: load metrics not stored: {_explain(exc)}", file=sys.stderr, flush=True)
     return loader.metrics
