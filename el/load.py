@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 import sys
 import time
 import uuid
@@ -87,6 +88,34 @@ def _events_url(config: SourceConfig, settings: Settings) -> Iterator[str]:
         yield api.url
 
 
+def set_aside_failed_packages(pipeline: dlt.Pipeline, why: str) -> list[str]:
+    """Packages that failed (or were left) before the load step are copied under the pipeline's working
+    folder `failed_packages/<load_id>/` for inspection, then aborted: dlt restores the local state to
+    before them, so the next run re-extracts their data. Packages already normalized stay pending and
+    are retried by the next run (dlt's default: a transient load error, e.g. a locked warehouse)."""
+    extracted = list(pipeline.list_extracted_load_packages())
+    if not extracted:
+        return []
+    working = Path(pipeline.working_dir)
+    for load_id in extracted:
+        for folder in working.glob(f"normalize/*/{load_id}"):
+            shutil.copytree(folder, working / "failed_packages" / load_id, dirs_exist_ok=True)
+    pipeline.abort_packages()
+    print(
+        f"el: {pipeline.pipeline_name}: {why}: package(s) {', '.join(extracted)} moved aside to "
+        f"{working / 'failed_packages'}; their data is extracted again",
+        file=sys.stderr,
+        flush=True,
+    )
+    return extracted
+
+
+def _failed_table(exc: BaseException, table: str) -> str:
+    """The table a failed job belongs to (a pending package of an earlier table can fail a later one)."""
+    job = re.search(r"job_id=`?([A-Za-z_][A-Za-z0-9_]*)\.", str(exc))
+    return job.group(1) if job else table
+
+
 class Loader:
     def __init__(self, settings: Settings, run_id: str, progress: str = "log") -> None:
         self.settings = settings
@@ -108,15 +137,20 @@ class Loader:
 
     def run(self, source: str, table: str, data: Any) -> LoadMetric:
         pipeline = self.pipeline(source)
+        set_aside_failed_packages(pipeline, "left by an earlier run that failed before loading")
         started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
         try:
             info = pipeline.run(data, loader_file_format="parquet")
         except PipelineStepFailed as exc:
+            failed = _failed_table(exc, table)
+            cause = _explain(exc) if failed == table else f"table {failed} (package {exc.load_id}): {_explain(exc)}"
             metric = LoadMetric(
                 self.run_id, source, table, 0, 0, 0, time.perf_counter() - clock, exc.load_id,
-                started, dt.datetime.now(dt.UTC), "failed", _explain(exc),
+                started, dt.datetime.now(dt.UTC), "failed", cause,
             )  # fmt: skip
             self.metrics.append(metric)
+            if exc.step in ("extract", "normalize"):
+                set_aside_failed_packages(pipeline, f"step {exc.step} failed")
             raise LoadError(f"loading {source}.{table} failed at step {exc.step}: {metric.error}") from exc
         normalize = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
         counts = normalize.row_counts if normalize else {}
