@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from el.load import Loader
 from el.sources.file_drops import spend_resource
@@ -28,6 +29,8 @@ def test_package_that_cannot_be_normalized_is_set_aside_and_the_run_loads_everyt
     assert jobs
     for job in jobs:  # bad input: the extracted file cannot be normalized
         job.write_bytes(b"\x00garbage{")
+    with pytest.raises(PipelineStepFailed, match="step=normalize"):
+        pipeline.normalize()
     # on main this package failed every later run in normalize ("pending package")
     metrics = load_sources(settings, ["marketing_files"])
     assert [m.status for m in metrics] == ["ok"]
