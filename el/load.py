@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
 import sys
@@ -15,10 +16,11 @@ from typing import Any
 
 import dlt
 import duckdb
+import sqlalchemy as sa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from el.config import SOURCES, ConfigError, SourceConfig
-from el.contracts import REJECTS_TABLE, events_contract
+from el.contracts import REJECTS_TABLE, SHOP_KEYS, events_contract
 from el.lock import exclusive
 from el.metrics import LoadMetric, store
 from el.settings import Settings
@@ -173,6 +175,24 @@ class Loader:
         )
         return metric
 
+    def reconcile(self, url: str, table: str) -> None:
+        """Hard deletes: a tombstone version (deleted_at set, `_source` '...#reconcile') is appended for
+        every raw key the source no longer has, through dlt so it carries a load id."""
+        key = SHOP_KEYS[table]
+        try:
+            keys = _source_keys(url, table, key)
+        except sa.exc.SQLAlchemyError as exc:
+            raise LoadError(f"key reconciliation of shop_db.{table} failed: {_explain(exc)}") from exc
+        rows = vanished_rows(self.settings.warehouse, table, key, keys)
+        if not rows:
+            return
+        now = dt.datetime.now(dt.UTC)
+        for row in rows:
+            row["deleted_at"] = row["deleted_at"] or now.replace(tzinfo=None)
+            row["_extracted_at"] = now
+            row["_source"] = f"shop_db.{table}#reconcile"
+        self.run("shop_db", table, dlt.resource(rows, name=f"{table}__reconcile", table_name=table))
+
     def load(self, source: str, config: SourceConfig) -> None:
         if source == "shop_db":
             try:  # sql_table reflects the table when built: an unreachable database fails here
@@ -181,6 +201,9 @@ class Loader:
                 raise LoadError(f"loading shop_db failed: {_explain(exc)}") from exc
             for table, resource in zip(TABLES, resources, strict=True):
                 self.run(source, table, resource)
+            if os.environ.get("SHOP_KEY_RECONCILIATION", "on").lower() not in ("off", "0", "false", "no"):
+                for table in TABLES:
+                    self.reconcile(config.shop_db_url, table)
         elif source == "events_api":
             with _events_url(config, self.settings) as url:
                 resources = events_resource(
@@ -197,6 +220,31 @@ class Loader:
             if not config.files_dir.is_dir():
                 raise ConfigError(f"SHOP_FILES_DIR={config.files_dir} is not a folder")
             self.run(source, "spend", spend_resource(config.files_dir.resolve().as_uri(), self.extracted_at))
+
+
+def _source_keys(url: str, table: str, key: str) -> set[Any]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {row[0] for row in conn.execute(sa.text(f"select {key} from {table}"))}
+    finally:
+        engine.dispose()
+
+
+def vanished_rows(warehouse: Path, table: str, key: str, source_keys: set[Any]) -> list[dict[str, Any]]:
+    """The latest raw version of every row whose key is gone from the source and not yet marked deleted."""
+    query = f"""
+        select * exclude (_dlt_load_id, _dlt_id) from raw_shop.{table}
+        qualify row_number() over (partition by {key} order by _extracted_at desc, _dlt_load_id desc) = 1
+    """
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        try:
+            relation = conn.execute(f"select * from ({query}) where deleted_at is null")
+        except duckdb.CatalogException:
+            return []  # nothing loaded yet
+        columns = [d[0] for d in relation.description]
+        rows = [dict(zip(columns, values, strict=True)) for values in relation.fetchall()]
+    return [row for row in rows if row[key] not in source_keys]
 
 
 def run_load(
