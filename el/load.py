@@ -223,6 +223,8 @@ class Loader:
 
 
 def _source_keys(url: str, table: str, key: str) -> set[Any]:
+    if url.startswith(("postgresql://", "postgres://")):  # psycopg 3 is the installed driver
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
@@ -234,7 +236,7 @@ def _source_keys(url: str, table: str, key: str) -> set[Any]:
 def vanished_rows(warehouse: Path, table: str, key: str, source_keys: set[Any]) -> list[dict[str, Any]]:
     """The latest raw version of every row whose key is gone from the source and not yet marked deleted."""
     query = f"""
-        select * exclude (_dlt_load_id, _dlt_id) from raw_shop.{table}
+        select * exclude (_dlt_load_id) from raw_shop.{table}
         qualify row_number() over (partition by {key} order by _extracted_at desc, _dlt_load_id desc) = 1
     """
     with duckdb.connect(str(warehouse), read_only=True) as conn:
@@ -244,6 +246,8 @@ def vanished_rows(warehouse: Path, table: str, key: str, source_keys: set[Any]) 
             return []  # nothing loaded yet
         columns = [d[0] for d in relation.description]
         rows = [dict(zip(columns, values, strict=True)) for values in relation.fetchall()]
+    for row in rows:
+        row.pop("_dlt_id", None)  # dlt gives the tombstone its own
     return [row for row in rows if row[key] not in source_keys]
 
 
