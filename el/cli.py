@@ -24,8 +24,16 @@ def cmd_mode(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
+    """dbt writes the warehouse: it takes the same lock as `el run`/`el load`, so neither starts mid-build."""
+    from el.lock import AlreadyRunningError, exclusive
+
     runner = DbtRunner(settings, resolve_mode(settings, try_deps=False))
-    return runner.run(args.dbt_args).returncode
+    try:
+        with exclusive(settings.warehouse, f"el dbt {' '.join(args.dbt_args)}".strip()):
+            return runner.run(args.dbt_args).returncode
+    except AlreadyRunningError as exc:
+        print(f"el dbt: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_load(args: argparse.Namespace, settings: Settings) -> int:

@@ -40,6 +40,8 @@ class SourceConfig:
     events_max_attempts: int = 8
     events_backoff_factor: float = 0.5
     events_page_size: int = 500
+    events_max_lateness_days: float = 30.0
+    events_max_clock_skew_minutes: float = 60.0
 
     @classmethod
     def from_env(cls, settings: Settings) -> SourceConfig:
@@ -60,4 +62,6 @@ class SourceConfig:
             events_max_attempts=max(1, int(_float_env("SHOP_EVENTS_MAX_ATTEMPTS", 8))),
             events_backoff_factor=_float_env("SHOP_EVENTS_BACKOFF_FACTOR", 0.5),
             events_page_size=max(1, int(_float_env("SHOP_EVENTS_PAGE_SIZE", 500))),
+            events_max_lateness_days=_float_env("SHOP_EVENTS_MAX_LATENESS_DAYS", 30.0),
+            events_max_clock_skew_minutes=_float_env("SHOP_EVENTS_MAX_CLOCK_SKEW_MINUTES", 60.0),
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -18,6 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 REJECTS_TABLE = "rejects"
+INT64 = (-(2**63), 2**63 - 1)
+# declared column types a contract checks: "int" (int64), "decimal(p,s)", "timestamp", "date" (text kept as is)
+TypeName = str
 
 
 def _is_blank(value: Any) -> bool:
@@ -48,6 +51,69 @@ def _as_decimal(value: Any) -> Decimal | None:
     return None
 
 
+def as_timestamp(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            return dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+def decimal_type(name: TypeName) -> tuple[int, int] | None:
+    if not name.startswith("decimal("):
+        return None
+    precision, scale = name[len("decimal(") : -1].split(",")
+    return int(precision), int(scale)
+
+
+class DriftError(ValueError):
+    """A value that cannot be read as its declared type (reason code type_drift)."""
+
+
+class OutOfRangeError(ValueError):
+    """A value of the right type outside the declared range (reason code out_of_range)."""
+
+
+def typed_value(column: str, value: Any, type_name: TypeName) -> Any:
+    """`value` read as its declared type; raises DriftError or OutOfRangeError with the reason text."""
+    if type_name == "int":
+        number = _as_int(value)
+        if number is None and isinstance(value, float) and value.is_integer():
+            number = int(value)
+        if number is None:
+            raise DriftError(f"type drift: {column}={value!r} is not an integer")
+        if not INT64[0] <= number <= INT64[1]:
+            raise OutOfRangeError(f"out of range: {column}={value!r} does not fit a 64-bit integer")
+        return number
+    if type_name in ("timestamp", "date"):
+        stamp = as_timestamp(value)
+        if stamp is None:
+            kind = "timestamp" if type_name == "timestamp" else "date"
+            raise DriftError(f"type drift: {column}={value!r} is not a {kind}")
+        return stamp if type_name == "timestamp" else value
+    declared = decimal_type(type_name)
+    if declared is None:
+        return value
+    precision, scale = declared
+    decimal = _as_decimal(value)
+    if decimal is None:
+        raise DriftError(f"type drift: {column}={value!r} is not a number")
+    if isinstance(value, float):  # SQLite REAL: the binary approximation of a numeric(p,s) value
+        decimal = decimal.quantize(Decimal(1).scaleb(-scale))
+    exponent = decimal.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > scale and decimal != decimal.quantize(Decimal(1).scaleb(-scale)):
+        raise OutOfRangeError(f"out of range: {column}={value!r} has more than {scale} decimals")
+    if abs(decimal) >= Decimal(10) ** (precision - scale):
+        raise OutOfRangeError(f"out of range: {column}={value!r} does not fit numeric({precision},{scale})")
+    return decimal
+
+
+RowCheck = Callable[[Mapping[str, Any]], str | None]
+
+
 @dataclass(frozen=True)
 class Contract:
     source: str
@@ -57,16 +123,28 @@ class Contract:
     non_negative: tuple[str, ...] = ()
     accepted: Mapping[str, frozenset[str]] = field(default_factory=dict)
     json_objects: tuple[str, ...] = ()
+    types: Mapping[str, TypeName] = field(default_factory=dict)  # column -> declared type, checked per value
+    key: tuple[str, ...] = ()  # named in reject reasons
+    checks: tuple[RowCheck, ...] = ()  # further row rules (e.g. the events' plausible time range)
+
+    @property
+    def typed(self) -> dict[str, TypeName]:
+        return {**dict.fromkeys(self.integers, "int"), **self.types}
 
     def violation(self, row: Mapping[str, Any]) -> str | None:
         """The first broken rule of a row, as a reason text; None when the row is fit."""
+        if "_bad_file" in row:
+            return _bad_file(row)
         for column in self.required:
             if _is_blank(row.get(column)):
                 return f"null key: {column} is missing"
-        for column in self.integers:
+        for column, type_name in self.typed.items():
             value = row.get(column)
-            if value is not None and _as_int(value) is None:
-                return f"type drift: {column}={value!r} is not an integer"
+            if not _is_blank(value):
+                try:
+                    typed_value(column, value, type_name)
+                except (DriftError, OutOfRangeError) as exc:
+                    return str(exc)
         for column in self.non_negative:
             value = row.get(column)
             if value is None:
@@ -84,35 +162,84 @@ class Contract:
             value = row.get(column)
             if value is not None and not isinstance(value, dict):
                 return f"malformed JSON: {column} is not a JSON object"
+        for check in self.checks:
+            reason = check(row)
+            if reason is not None:
+                return reason
         return None
 
     def coerce(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Typed values for a fit row whose numbers arrived as text (CSV, SQLite affinity)."""
-        for column in self.integers:
-            if row.get(column) is not None:
-                row[column] = _as_int(row[column])
+        """Typed values for a fit row whose values arrived as text (CSV, SQLite affinity, JSON)."""
+        typed = self.typed
+        for column, type_name in typed.items():
+            if column not in row:
+                continue
+            value = row[column]
+            row[column] = None if _is_blank(value) else typed_value(column, value, type_name)
         for column in self.non_negative:
-            if row.get(column) is not None:
+            if column not in typed and row.get(column) is not None:
                 row[column] = _as_decimal(row[column])
         return row
 
-    def reject(self, row: Mapping[str, Any], reason: str, extracted_at: dt.datetime, origin: str) -> dict[str, Any]:
+    def key_text(self, row: Mapping[str, Any]) -> str:
+        return ", ".join(f"{column}={row.get(column)!r}" for column in self.key if row.get(column) is not None)
+
+    def reject(
+        self,
+        row: Mapping[str, Any],
+        reason: str,
+        extracted_at: dt.datetime,
+        origin: str,
+        reason_code: str | None = None,
+    ) -> dict[str, Any]:
+        """A reject record: the reason names the table, the row key where known, and the cause."""
+        where = self.key_text(row)
         return {
             "source": self.source,
             "source_table": self.table,
-            "reason_code": reason.split(":", 1)[0].replace(" ", "_"),
-            "reason": reason,
+            "reason_code": reason_code or reason.split(":", 1)[0].replace(" ", "_"),
+            "reason": f"{reason} ({self.source}.{self.table}{' ' + where if where else ''})",
             "record": json.dumps(row, default=str, sort_keys=True),
             "_extracted_at": extracted_at,
             "_source": origin,
         }
 
+    def arrow_fits(self, schema: pa.Schema) -> bool:
+        """True when every typed column of an Arrow batch has an Arrow type of its declared kind; a
+        batch whose source column changed type is checked row by row instead."""
+        for column, type_name in self.typed.items():
+            if column not in schema.names:
+                continue
+            arrow_type = schema.field(column).type
+            if pa.types.is_null(arrow_type):
+                continue
+            if type_name == "int":
+                fits = pa.types.is_integer(arrow_type) and arrow_type != pa.uint64()
+            elif type_name == "timestamp":
+                fits = pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type)
+            elif decimal_type(type_name):
+                fits = pa.types.is_decimal(arrow_type) or pa.types.is_integer(arrow_type)
+            else:
+                fits = pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+            if not fits:
+                return False
+        return True
+
     def candidate_mask(self, table: pa.Table) -> pa.ChunkedArray | pa.Array:
-        """Rows of an Arrow table that may break the contract (typed columns cannot drift)."""
+        """Rows of an Arrow table that break the contract (typed columns cannot drift, but decimals can
+        exceed the declared precision when the reader widens them, e.g. connectorx's decimal(38,10))."""
         mask = pa.repeat(pa.scalar(False), table.num_rows)  # typed bool even for an empty batch
         for column in self.required:
             if column in table.column_names:
                 mask = pc.or_(mask, pc.is_null(table[column]))
+        for column, type_name in self.typed.items():
+            declared = decimal_type(type_name)
+            if declared and column in table.column_names and pa.types.is_decimal(table.schema.field(column).type):
+                precision, scale = declared
+                values = table[column]
+                too_big = pc.greater_equal(pc.abs(values), pa.scalar(Decimal(10) ** (precision - scale)))
+                too_fine = pc.not_equal(pc.round(values, scale), values)
+                mask = pc.or_(mask, pc.fill_null(pc.or_(too_big, too_fine), False))
         for column in self.non_negative:
             if column in table.column_names:  # an all-null batch has Arrow type null: nothing negative
                 negative = pc.less(table[column], 0).cast(pa.bool_())
@@ -124,37 +251,108 @@ class Contract:
         return mask
 
 
-def _shop(table: str, **rules: Any) -> Contract:
-    return Contract("shop_db", table, **rules)
+TIMESTAMPS = {"created_at": "timestamp", "updated_at": "timestamp", "deleted_at": "timestamp"}
+MONEY = "decimal(12,2)"
+
+
+def _shop(table: str, key: str, types: Mapping[str, TypeName], **rules: Any) -> Contract:
+    return Contract("shop_db", table, key=(key,), types={key: "int", **types, **TIMESTAMPS}, **rules)
 
 
 SHOP_CONTRACTS = {
-    "customers": _shop("customers", required=("customer_id", "updated_at")),
-    "products": _shop("products", required=("product_id", "updated_at"), non_negative=("price",)),
-    "orders": _shop("orders", required=("order_id", "customer_id", "updated_at")),
+    "customers": _shop("customers", "customer_id", {"loyalty_points": "int"}, required=("customer_id", "updated_at")),
+    "products": _shop("products", "product_id", {"price": MONEY}, required=("product_id", "updated_at"),
+                      non_negative=("price",)),
+    "orders": _shop("orders", "order_id", {"customer_id": "int", "ordered_at": "timestamp"},
+                    required=("order_id", "customer_id", "updated_at")),
     "order_items": _shop(
         "order_items",
+        "order_item_id",
+        {"order_id": "int", "product_id": "int", "quantity": "int", "unit_price": MONEY},
         required=("order_item_id", "order_id", "product_id", "updated_at"),
-        integers=("quantity",),
         non_negative=("quantity", "unit_price"),
     ),
-    "payments": _shop("payments", required=("payment_id", "order_id", "updated_at"), non_negative=("amount",)),
-}
+    "payments": _shop("payments", "payment_id", {"order_id": "int", "amount": MONEY},
+                      required=("payment_id", "order_id", "updated_at"), non_negative=("amount",)),
+}  # fmt: skip
+# primary key of every shop table (key reconciliation of hard deletes)
+SHOP_KEYS = {table: contract.key[0] for table, contract in SHOP_CONTRACTS.items()}
 
 EVENT_TYPES = frozenset({"page_view", "click", "add_to_cart", "purchase", "signup", "logout"})
-EVENTS_CONTRACT = Contract(
-    "events_api",
-    "events",
-    required=("event_id", "user_id", "event_timestamp", "received_at"),
-    integers=("user_id",),
-    accepted={"event_type": EVENT_TYPES},
-    json_objects=("properties",),
-)
+MAX_LATENESS_DAYS = 30.0
+MAX_CLOCK_SKEW_MINUTES = 60.0
+
+
+def _event_properties(row: Mapping[str, Any]) -> str | None:
+    properties = row.get("properties")
+    if not isinstance(properties, dict):
+        return None
+    for name, type_name in (("product_id", "int"), ("value", "decimal(38,9)")):
+        value = properties.get(name)
+        if value is None:
+            continue
+        try:
+            typed_value(f"properties.{name}", value, type_name)
+        except (DriftError, OutOfRangeError) as exc:
+            return str(exc)
+    return None
+
+
+def _event_range(max_lateness: dt.timedelta, max_skew: dt.timedelta) -> RowCheck:
+    def check(row: Mapping[str, Any]) -> str | None:
+        happened, received = as_timestamp(row.get("event_timestamp")), as_timestamp(row.get("received_at"))
+        if happened is None or received is None:
+            return None  # type rules report it
+        if happened.tzinfo is None:
+            happened = happened.replace(tzinfo=dt.UTC)
+        if received.tzinfo is None:
+            received = received.replace(tzinfo=dt.UTC)
+        if happened < received - max_lateness:
+            return (
+                f"out of range: event_timestamp={row.get('event_timestamp')!r} is more than {max_lateness} "
+                f"before received_at={row.get('received_at')!r} (SHOP_EVENTS_MAX_LATENESS_DAYS)"
+            )
+        if happened > received + max_skew:
+            return (
+                f"out of range: event_timestamp={row.get('event_timestamp')!r} is more than {max_skew} "
+                f"after received_at={row.get('received_at')!r} (SHOP_EVENTS_MAX_CLOCK_SKEW_MINUTES)"
+            )
+        return None
+
+    return check
+
+
+def events_contract(
+    max_lateness_days: float = MAX_LATENESS_DAYS, max_clock_skew_minutes: float = MAX_CLOCK_SKEW_MINUTES
+) -> Contract:
+    """Events: user_id an int64, parseable timestamps within the plausible range, typed properties."""
+    window = _event_range(dt.timedelta(days=max_lateness_days), dt.timedelta(minutes=max_clock_skew_minutes))
+    return Contract(
+        "events_api",
+        "events",
+        required=("event_id", "user_id", "event_timestamp", "received_at"),
+        types={"user_id": "int", "event_timestamp": "timestamp", "received_at": "timestamp"},
+        accepted={"event_type": EVENT_TYPES},
+        json_objects=("properties",),
+        key=("event_id",),
+        checks=(_event_properties, window),
+    )
+
+
+EVENTS_CONTRACT = events_contract()
+
+def _bad_file(row: Mapping[str, Any]) -> str | None:
+    """A spend file that cannot be read at all arrives as one pseudo-row carrying the cause."""
+    cause = row.get("_bad_file")
+    return f"bad file: {cause}" if cause else None
+
 
 SPEND_CONTRACT = Contract(
     "marketing_files",
     "spend",
     required=("spend_date", "channel", "campaign"),
-    integers=("impressions", "clicks", "conversions"),
+    types={"spend_date": "date", "impressions": "int", "clicks": "int", "conversions": "int", "spend": MONEY},
     non_negative=("spend",),
+    key=("_file_name", "_file_line"),
+    checks=(_bad_file,),
 )

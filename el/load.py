@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+import shutil
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,10 +16,11 @@ from typing import Any
 
 import dlt
 import duckdb
+import sqlalchemy as sa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from el.config import SOURCES, ConfigError, SourceConfig
-from el.contracts import REJECTS_TABLE
+from el.contracts import REJECTS_TABLE, SHOP_KEYS, events_contract
 from el.lock import exclusive
 from el.metrics import LoadMetric, store
 from el.settings import Settings
@@ -54,7 +59,9 @@ def _explain(exc: BaseException) -> str:
         if name in ("ConnectionError", "ConnectTimeout", "MaxRetryError", "NewConnectionError"):
             return f"events API unreachable: {text[:300]}"
         if "Could not set lock" in text or "Conflicting lock" in text:
-            return "warehouse file is locked by another process (a running dbt or an open DuckDB session?)"
+            holder = re.search(r"\(PID (\d+)\)", str(err))
+            who = f"process {holder.group(1)}" if holder else "another process"
+            return f"warehouse file is locked by {who} (a running dbt or an open DuckDB session?)"
     root = chain[-1]
     return f"{type(root).__name__}: {str(root)[:300]}"
 
@@ -83,6 +90,34 @@ def _events_url(config: SourceConfig, settings: Settings) -> Iterator[str]:
         yield api.url
 
 
+def set_aside_failed_packages(pipeline: dlt.Pipeline, why: str) -> list[str]:
+    """Packages that failed (or were left) before the load step are copied under the pipeline's working
+    folder `failed_packages/<load_id>/` for inspection, then aborted: dlt restores the local state to
+    before them, so the next run re-extracts their data. Packages already normalized stay pending and
+    are retried by the next run (dlt's default: a transient load error, e.g. a locked warehouse)."""
+    extracted = list(pipeline.list_extracted_load_packages())
+    if not extracted:
+        return []
+    working = Path(pipeline.working_dir)
+    for load_id in extracted:
+        for folder in working.glob(f"normalize/*/{load_id}"):
+            shutil.copytree(folder, working / "failed_packages" / load_id, dirs_exist_ok=True)
+    pipeline.abort_packages()
+    print(
+        f"el: {pipeline.pipeline_name}: {why}: package(s) {', '.join(extracted)} moved aside to "
+        f"{working / 'failed_packages'}; their data is extracted again",
+        file=sys.stderr,
+        flush=True,
+    )
+    return extracted
+
+
+def _failed_table(exc: BaseException, table: str) -> str:
+    """The table a failed job belongs to (a pending package of an earlier table can fail a later one)."""
+    job = re.search(r"job_id=`?([A-Za-z_][A-Za-z0-9_]*)\.", str(exc))
+    return job.group(1) if job else table
+
+
 class Loader:
     def __init__(self, settings: Settings, run_id: str, progress: str = "log") -> None:
         self.settings = settings
@@ -104,15 +139,20 @@ class Loader:
 
     def run(self, source: str, table: str, data: Any) -> LoadMetric:
         pipeline = self.pipeline(source)
+        set_aside_failed_packages(pipeline, "left by an earlier run that failed before loading")
         started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
         try:
             info = pipeline.run(data, loader_file_format="parquet")
         except PipelineStepFailed as exc:
+            failed = _failed_table(exc, table)
+            cause = _explain(exc) if failed == table else f"table {failed} (package {exc.load_id}): {_explain(exc)}"
             metric = LoadMetric(
                 self.run_id, source, table, 0, 0, 0, time.perf_counter() - clock, exc.load_id,
-                started, dt.datetime.now(dt.UTC), "failed", _explain(exc),
+                started, dt.datetime.now(dt.UTC), "failed", cause,
             )  # fmt: skip
             self.metrics.append(metric)
+            if exc.step in ("extract", "normalize"):
+                set_aside_failed_packages(pipeline, f"step {exc.step} failed")
             raise LoadError(f"loading {source}.{table} failed at step {exc.step}: {metric.error}") from exc
         normalize = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
         counts = normalize.row_counts if normalize else {}
@@ -135,6 +175,24 @@ class Loader:
         )
         return metric
 
+    def reconcile(self, url: str, table: str) -> None:
+        """Hard deletes: a tombstone version (deleted_at set, `_source` '...#reconcile') is appended for
+        every raw key the source no longer has, through dlt so it carries a load id."""
+        key = SHOP_KEYS[table]
+        try:
+            keys = _source_keys(url, table, key)
+        except sa.exc.SQLAlchemyError as exc:
+            raise LoadError(f"key reconciliation of shop_db.{table} failed: {_explain(exc)}") from exc
+        rows = vanished_rows(self.settings.warehouse, table, key, keys)
+        if not rows:
+            return
+        now = dt.datetime.now(dt.UTC)
+        for row in rows:
+            row["deleted_at"] = row["deleted_at"] or now.replace(tzinfo=None)
+            row["_extracted_at"] = now
+            row["_source"] = f"shop_db.{table}#reconcile"
+        self.run("shop_db", table, dlt.resource(rows, name=f"{table}__reconcile", table_name=table))
+
     def load(self, source: str, config: SourceConfig) -> None:
         if source == "shop_db":
             try:  # sql_table reflects the table when built: an unreachable database fails here
@@ -143,6 +201,9 @@ class Loader:
                 raise LoadError(f"loading shop_db failed: {_explain(exc)}") from exc
             for table, resource in zip(TABLES, resources, strict=True):
                 self.run(source, table, resource)
+            if os.environ.get("SHOP_KEY_RECONCILIATION", "on").lower() not in ("off", "0", "false", "no"):
+                for table in TABLES:
+                    self.reconcile(config.shop_db_url, table)
         elif source == "events_api":
             with _events_url(config, self.settings) as url:
                 resources = events_resource(
@@ -152,12 +213,42 @@ class Loader:
                     page_size=config.events_page_size,
                     max_attempts=config.events_max_attempts,
                     backoff_factor=config.events_backoff_factor,
+                    contract=events_contract(config.events_max_lateness_days, config.events_max_clock_skew_minutes),
                 )
                 self.run(source, "events", resources)
         else:
             if not config.files_dir.is_dir():
                 raise ConfigError(f"SHOP_FILES_DIR={config.files_dir} is not a folder")
             self.run(source, "spend", spend_resource(config.files_dir.resolve().as_uri(), self.extracted_at))
+
+
+def _source_keys(url: str, table: str, key: str) -> set[Any]:
+    if url.startswith(("postgresql://", "postgres://")):  # psycopg 3 is the installed driver
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {row[0] for row in conn.execute(sa.text(f"select {key} from {table}"))}
+    finally:
+        engine.dispose()
+
+
+def vanished_rows(warehouse: Path, table: str, key: str, source_keys: set[Any]) -> list[dict[str, Any]]:
+    """The latest raw version of every row whose key is gone from the source and not yet marked deleted."""
+    query = f"""
+        select * exclude (_dlt_load_id) from raw_shop.{table}
+        qualify row_number() over (partition by {key} order by _extracted_at desc, _dlt_load_id desc) = 1
+    """
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        try:
+            relation = conn.execute(f"select * from ({query}) where deleted_at is null")
+        except duckdb.CatalogException:
+            return []  # nothing loaded yet
+        columns = [d[0] for d in relation.description]
+        rows = [dict(zip(columns, values, strict=True)) for values in relation.fetchall()]
+    for row in rows:
+        row.pop("_dlt_id", None)  # dlt gives the tombstone its own
+    return [row for row in rows if row[key] not in source_keys]
 
 
 def run_load(
@@ -178,5 +269,8 @@ def run_load(
             for source in chosen:
                 loader.load(source, config)
         finally:
-            store(settings.warehouse, loader.metrics)
+            try:
+                store(settings.warehouse, loader.metrics)
+            except duckdb.IOException as exc:  # never hide the load's own error behind this one
+                print(f"el: load metrics not stored: {_explain(exc)}", file=sys.stderr, flush=True)
     return loader.metrics

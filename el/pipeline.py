@@ -135,6 +135,7 @@ class PipelineRun:
     def execute(self) -> list[StepResult]:
         self.say(self.mode.summary())
         with exclusive(self.settings.warehouse, f"el run {self.run_id}"):
+            self.begin()
             if self.step("load", self.load).status == "failed":
                 self.skip("dbt build", "load failed")
                 self.skip("source freshness", "load failed")
@@ -149,14 +150,42 @@ class PipelineRun:
             self.record()
         return self.results
 
+    def begin(self) -> None:
+        """Record the run as `started` (step `run`) before any work, so a killed run leaves a trace; runs
+        still `started` now are dead (this run holds the lock): they become `interrupted`."""
+        self.clock = time.perf_counter()
+        try:
+            with duckdb.connect(str(self.settings.warehouse)) as conn:
+                conn.execute(DDL)
+                conn.execute(
+                    "update el_meta.pipeline_runs set status = 'interrupted', "
+                    "detail = 'no finish recorded (killed or crashed)' where step = 'run' and status = 'started'"
+                )
+                conn.execute(
+                    "insert into el_meta.pipeline_runs values (?, 'run', 'started', 0, null, ?)",
+                    (self.run_id, dt.datetime.now(dt.UTC)),
+                )
+        except duckdb.IOException as exc:  # the load step reports the locked warehouse clearly
+            self.say(f"run not recorded as started: {str(exc).splitlines()[0]}")
+
     def record(self) -> None:
         now = dt.datetime.now(dt.UTC)
-        with duckdb.connect(str(self.settings.warehouse)) as conn:
-            conn.execute(DDL)
-            conn.executemany(
-                "insert into el_meta.pipeline_runs values (?, ?, ?, ?, ?, ?)",
-                [(self.run_id, r.step, r.status, r.seconds, r.detail, now) for r in self.results],
-            )
+        failed = any(r.status == "failed" for r in self.results)
+        seconds = time.perf_counter() - getattr(self, "clock", time.perf_counter())
+        try:
+            with duckdb.connect(str(self.settings.warehouse)) as conn:
+                conn.execute(DDL)
+                conn.executemany(
+                    "insert into el_meta.pipeline_runs values (?, ?, ?, ?, ?, ?)",
+                    [(self.run_id, r.step, r.status, r.seconds, r.detail, now) for r in self.results],
+                )
+                conn.execute(
+                    "update el_meta.pipeline_runs set status = ?, seconds = ?, finished_at = ? "
+                    "where run_id = ? and step = 'run'",
+                    ("failed" if failed else "ok", seconds, now, self.run_id),
+                )
+        except duckdb.IOException as exc:  # never hide the step's own error behind this one
+            self.say(f"run steps not recorded in el_meta.pipeline_runs: {str(exc).splitlines()[0]}")
 
     def summary(self) -> str:
         lines = [f"run {self.run_id} summary ({self.mode.name} mode):"]

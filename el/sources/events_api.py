@@ -8,7 +8,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.helpers.requests import Client
 from dlt.sources.rest_api import rest_api_resources
 
-from el.contracts import EVENTS_CONTRACT
+from el.contracts import EVENTS_CONTRACT, Contract
 from el.sources.guard import split
 
 INITIAL_RECEIVED_AT = "1970-01-01T00:00:00Z"
@@ -21,6 +21,7 @@ def events_resource(
     page_size: int = 500,
     max_attempts: int = 8,
     backoff_factor: float = 0.5,
+    contract: Contract = EVENTS_CONTRACT,
 ) -> list[DltResource]:
     # dlt's requests client retries 429 and 5xx with exponential backoff, honouring Retry-After
     client = Client(
@@ -59,4 +60,4 @@ def events_resource(
             ],
         }
     )
-    return split(resource, "events", EVENTS_CONTRACT, extracted_at, "events_api")
+    return split(resource, "events", contract, extracted_at, "events_api")

@@ -1,44 +1,94 @@
-"""Marketing spend file drops via dlt's filesystem source: incremental on modification time.
+"""Marketing spend file drops: files tracked by name and content hash (sha256) in dlt resource state.
 
-A re-dropped (restated) file has a newer modification time, so it is loaded again in full; staging
-keeps the rows of the newest file version per day, channel and campaign.
+A file is loaded when its name is new or its content changed (a restated file reloads in full; staging
+keeps the newest version of each file); an unchanged file is skipped - without hashing when its size and
+modification time are unchanged. The state is committed with the data in the same load package, so a
+failed load reloads the same files. A file that cannot be read (not UTF-8, a header without the required
+columns) becomes one `bad_file` reject and is not rejected again until it changes.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import dlt
 from dlt.extract.resource import DltResource
-from dlt.sources.filesystem import FileItemDict, filesystem
 
 from el.contracts import SPEND_CONTRACT
 from el.sources.guard import split
 
+BAD_FILE = "_bad_file"  # a pseudo-row standing for a whole unreadable file (see SPEND_CONTRACT.checks)
+REQUIRED = SPEND_CONTRACT.required
 
-@dlt.transformer(name="spend")
-def read_spend(items: list[FileItemDict]) -> Iterator[list[dict[str, Any]]]:
-    """Rows of each spend CSV, all values as text, tagged with their file and its version."""
-    for item in items:
-        with item.open() as handle:
-            text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
-            rows = []
-            for line_number, row in enumerate(csv.DictReader(text), start=2):
-                row = {key: (value if value != "" else None) for key, value in row.items() if key is not None}
-                row["_file_name"] = item["file_name"]
-                row["_file_line"] = line_number
-                row["_file_modified_at"] = item["modification_date"]
-                rows.append(row)
-            yield rows
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _bad(name: str, cause: str, data: bytes) -> dict[str, Any]:
+    return {BAD_FILE: f"{name}: {cause}", "file": name, "first_bytes": data[:200].decode("latin-1")}
+
+
+def read_rows(name: str, data: bytes, file_hash: str, modified_at: dt.datetime) -> list[dict[str, Any]]:
+    """Rows of one spend CSV (values as text), or one bad-file pseudo-row saying why it cannot be read."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [_bad(name, f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", data)]
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    missing = [column for column in REQUIRED if column not in header]
+    if missing:
+        found = ";".join(header) if header else "nothing"
+        return [_bad(name, f"header has no column {missing[0]} (found: {found}) - wrong delimiter?", data)]
+    rows = []
+    for line_number, row in enumerate(reader, start=2):
+        row = {key: (value if value != "" else None) for key, value in row.items() if key is not None}
+        row["_file_name"] = name
+        row["_file_line"] = line_number
+        row["_file_modified_at"] = modified_at
+        row["_file_hash"] = file_hash
+        rows.append(row)
+    return rows
+
+
+def _folder(directory: str) -> Path:
+    parsed = urlparse(directory)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(directory)
+
+
+def spend_files(directory: str, file_glob: str = "spend_*.csv") -> DltResource:
+    @dlt.resource(name="spend_files")
+    def files() -> Iterator[list[dict[str, Any]]]:
+        seen: dict[str, dict[str, Any]] = dlt.current.resource_state().setdefault("files", {})
+        for path in sorted(_folder(directory).glob(file_glob)):
+            stat = path.stat()
+            known = seen.get(path.name)
+            if known and known["size"] == stat.st_size and known["mtime_ns"] == stat.st_mtime_ns:
+                continue  # unchanged: not even hashed
+            data = path.read_bytes()
+            file_hash = _sha256(data)
+            seen[path.name] = {"sha256": file_hash, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+            if known and known["sha256"] == file_hash:
+                continue  # touched, same content
+            modified_at = dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC)
+            yield read_rows(path.name, data, file_hash, modified_at)
+
+    return files()
 
 
 def spend_resource(directory: str, extracted_at: dt.datetime, file_glob: str = "spend_*.csv") -> list[DltResource]:
-    files = filesystem(bucket_url=directory, file_glob=file_glob)
-    files.apply_hints(incremental=dlt.sources.incremental("modification_date"))
     return split(
-        files | read_spend, "spend", SPEND_CONTRACT, extracted_at, lambda row: f"marketing_files/{row['_file_name']}"
+        spend_files(directory, file_glob),
+        "spend",
+        SPEND_CONTRACT,
+        extracted_at,
+        lambda row: f"marketing_files/{row.get('_file_name') or row.get('file')}",
     )

@@ -59,6 +59,14 @@ def _declared_decimals(table: pa.Table, decimals: Decimals) -> pa.Table:
     return table
 
 
+def _typed_or_rows(items: Items, contract: Contract) -> Items:
+    """Arrow batches stay Arrow (typed by the database: no per-row Python) unless a column arrives in
+    another type than the contract declares (the source changed it): then every row is checked."""
+    if isinstance(items, pa.Table | pa.RecordBatch) and not contract.arrow_fits(items.schema):
+        return items.to_pylist()
+    return items
+
+
 def fit_items(
     items: Items,
     contract: Contract,
@@ -69,6 +77,7 @@ def fit_items(
 ) -> Any:
     """Rows that keep the contract, typed, with lineage columns; Arrow stays Arrow. dlt adds its load id
     to row items itself; Arrow tables get it here (`load_id`), so dlt need not rewrite their files."""
+    items = _typed_or_rows(items, contract)
     if isinstance(items, pa.Table | pa.RecordBatch):
         table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
         table = table.filter(pc.invert(contract.candidate_mask(table)))
@@ -92,6 +101,7 @@ def fit_items(
 
 def reject_items(items: Items, contract: Contract, extracted_at: dt.datetime, origin: Origin) -> list[dict[str, Any]]:
     """One reject record per row that breaks the contract, with the reason and the raw record."""
+    items = _typed_or_rows(items, contract)
     if isinstance(items, pa.Table | pa.RecordBatch):
         table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
         mask = contract.candidate_mask(table)

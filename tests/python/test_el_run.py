@@ -31,7 +31,7 @@ def test_run_records_every_step_under_one_run_id(tmp_path: Path) -> None:
     expected_report = "ok" if run.mode.full else "skipped"
     assert results["elementary report"] == expected_report
     steps = wh(settings, "select step, status from el_meta.pipeline_runs where run_id = 'test-run-1'")
-    assert dict(steps) == results
+    assert dict(steps) == {**results, "run": "ok"}  # step `run`: the whole run, recorded as started first
     metric_runs = wh(settings, "select distinct run_id from el_meta.load_metrics")
     assert metric_runs == [("test-run-1",)]
     assert wh(settings, "select count(*) from main_marts.fct_orders")[0][0] > 0

@@ -1,0 +1,195 @@
+"""No single value fails a load (typed contracts), spend files tracked by name + content hash."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from shopsim import SimConfig, Simulator
+from tests.python.el_helpers import load_sources, settings_for, wh
+
+
+@pytest.fixture
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    settings = settings_for(tmp_path)
+    for name in ("SHOP_DB_URL", "SHOP_EVENTS_URL", "SHOP_FILES_DIR", "SHOP_LAG_HOURS", "SHOP_EVENTS_LAG_HOURS"):
+        monkeypatch.delenv(name, raising=False)
+    sim = Simulator(settings.sources_root, SimConfig(scale=20))
+    sim.advance(1)
+    return settings, sim
+
+
+def _rejects(settings, dataset: str) -> dict[str, str]:
+    rows = wh(settings, f"select reason_code, reason from {dataset}.rejects order by reason")
+    return {reason: code for code, reason in rows}
+
+
+def test_single_bad_shop_values_are_rejects_not_failed_loads(demo) -> None:
+    settings, sim = demo
+    conn = sqlite3.connect(sim.paths.shop_db)
+    with conn:
+        conn.execute("update payments set amount = 'abc' where payment_id = (select min(payment_id) from payments)")
+        conn.execute("update orders set ordered_at = 'not-a-date' where order_id = (select min(order_id) from orders)")
+        conn.execute("update orders set customer_id = 'C-0012' where order_id = (select max(order_id) from orders)")
+        conn.execute("update order_items set unit_price = 1e15 where order_item_id = 1")
+        conn.execute("update order_items set quantity = 99999999999999999999 where order_item_id = 2")
+    conn.close()
+    metrics = load_sources(settings, ["shop_db"])
+    assert {m.status for m in metrics} == {"ok"}
+    reasons = _rejects(settings, "raw_shop")
+    expected = {
+        "type_drift": ["amount='abc' is not a number", "ordered_at='not-a-date' is not a timestamp",
+                       "customer_id='C-0012' is not an integer"],
+        "out_of_range": ["unit_price=1000000000000000 does not fit numeric(12,2)",
+                         "quantity=1e+20 does not fit a 64-bit integer"],
+    }  # fmt: skip
+    for code, fragments in expected.items():
+        for fragment in fragments:
+            hits = [r for r, c in reasons.items() if fragment in r]
+            assert hits and reasons[hits[0]] == code, (fragment, reasons)
+    order_reason = next(r for r in reasons if "C-0012" in r)
+    assert "shop_db.orders order_id=" in order_reason, "the reason names the table and the row key"
+    # the raw column types stay the declared ones
+    types = dict(wh(settings, "select column_name, data_type from information_schema.columns "
+                              "where table_schema = 'raw_shop' and table_name = 'order_items'"))  # fmt: skip
+    assert types["unit_price"] == "DECIMAL(12,2)" and types["quantity"] == "BIGINT"
+    assert types["updated_at"] == "TIMESTAMP"
+
+
+def test_declared_type_change_in_sqlite_is_a_reject_and_the_next_load_works(demo) -> None:
+    settings, sim = demo
+    load_sources(settings, ["shop_db"])
+    conn = sqlite3.connect(sim.paths.shop_db)
+    with conn:  # the source re-creates orders with customer_id declared TEXT
+        conn.execute("alter table orders rename column customer_id to customer_id_old")
+        conn.execute("alter table orders add column customer_id text")
+        conn.execute("update orders set customer_id = cast(customer_id_old as text), "
+                     "updated_at = '2030-01-01 00:00:00.000000'")  # fmt: skip
+        conn.execute("update orders set customer_id = 'C-0012' where order_id = (select min(order_id) from orders)")
+    conn.close()
+    assert {m.status for m in load_sources(settings, ["shop_db"])} == {"ok"}
+    assert wh(settings, "select data_type from information_schema.columns where table_schema = 'raw_shop' "
+                        "and table_name = 'orders' and column_name = 'customer_id'") == [("BIGINT",)]  # fmt: skip
+    assert any("C-0012" in r for r in _rejects(settings, "raw_shop"))
+
+
+def test_spend_values_beyond_numeric_and_int64_are_rejects(demo) -> None:
+    settings, sim = demo
+    path = next(sim.paths.marketing_dir.glob("spend_*.csv"))
+    lines = path.read_text().splitlines()
+    head = lines[0].split(",")
+    first = lines[1].split(",")
+    first[head.index("spend")] = "100000000000000000000.00"
+    second = lines[2].split(",")
+    second[head.index("impressions")] = "99999999999999999999"
+    path.write_text("\n".join([lines[0], ",".join(first), ",".join(second), *lines[3:]]) + "\n")
+    assert {m.status for m in load_sources(settings, ["marketing_files"])} == {"ok"}
+    codes = wh(settings, "select reason_code, count(*) from raw_marketing.rejects group by 1")
+    assert dict(codes) == {"out_of_range": 2}
+    assert wh(settings, "select count(*) from raw_marketing.spend")[0][0] == len(lines) - 3
+
+
+def _add_event(sim: Simulator, event_id: str, user_id: str, happened: str, properties: str = "{}") -> None:
+    conn = sqlite3.connect(sim.paths.events_db)
+    with conn:
+        (received,) = conn.execute("select max(received_at) from events where defect is null and received_at <= "
+                                   "(select value from meta where key = 'served_until')").fetchone()  # fmt: skip
+        conn.execute(
+            "insert into events (event_id, user_id, session_id, event_type, event_timestamp, received_at, properties)"
+            " values (?, ?, 's', 'page_view', ?, ?, ?)",
+            (event_id, user_id, happened or received, received, properties),
+        )
+    conn.close()
+
+
+def test_bad_event_values_and_implausible_times_are_rejects(demo) -> None:
+    settings, sim = demo
+    _add_event(sim, "e-big-user", "3000000000000000000000", "")
+    _add_event(sim, "e-bad-time", "7", "yesterday-ish")
+    _add_event(sim, "e-ancient", "7", "2001-01-01 00:00:00.000000")
+    _add_event(sim, "e-future", "7", "2099-01-01 00:00:00.000000")
+    _add_event(sim, "e-product", "7", "", json.dumps({"product_id": "abc"}))
+    _add_event(sim, "e-value", "7", "", json.dumps({"value": "lots"}))
+    assert {m.status for m in load_sources(settings, ["events_api"])} == {"ok"}
+    rows = wh(settings, "select reason_code, reason from raw_events.rejects where reason like '%e-%'")
+    by_event = {reason.split("event_id='")[1].split("'")[0]: code for code, reason in rows}
+    assert by_event == {
+        "e-big-user": "out_of_range",
+        "e-bad-time": "type_drift",
+        "e-ancient": "out_of_range",
+        "e-future": "out_of_range",
+        "e-product": "type_drift",
+        "e-value": "type_drift",
+    }
+
+
+def test_event_plausible_range_is_configurable(demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, sim = demo
+    monkeypatch.setenv("SHOP_EVENTS_MAX_LATENESS_DAYS", "100000")
+    _add_event(sim, "e-ancient", "7", "2001-01-01 00:00:00.000000")
+    load_sources(settings, ["events_api"])
+    assert wh(settings, "select count(*) from raw_events.events where event_id = 'e-ancient'") == [(1,)]
+
+
+# --- spend files: tracked by name + content hash -------------------------------------------------------------
+
+
+def _spend(settings, name: str) -> list[tuple]:
+    return wh(settings, f"select count(*), count(distinct _file_hash) from raw_marketing.spend "
+                        f"where _file_name = '{name}'")  # fmt: skip
+
+
+def test_new_file_with_old_mtime_is_loaded_and_unchanged_file_is_not(demo) -> None:
+    settings, sim = demo
+    load_sources(settings, ["marketing_files"])
+    before = wh(settings, "select count(*) from raw_marketing.spend")[0][0]
+    source = next(sim.paths.marketing_dir.glob("spend_*.csv"))
+    copy = sim.paths.marketing_dir / "spend_2025-12-31.csv"
+    copy.write_bytes(source.read_bytes())
+    old = dt.datetime(2020, 1, 1, tzinfo=dt.UTC).timestamp()
+    os.utime(copy, (old, old))  # cp -p of an old file: older than any watermark
+    load_sources(settings, ["marketing_files"])
+    assert _spend(settings, copy.name)[0][0] == before
+    os.utime(source, None)  # touched, same content: not reloaded
+    again = load_sources(settings, ["marketing_files"])
+    assert sum(m.rows_loaded for m in again) == 0
+    assert wh(settings, "select count(*) from raw_marketing.spend")[0][0] == 2 * before
+    columns = {c for (c,) in wh(settings, "select column_name from information_schema.columns "
+                                          "where table_name = 'spend' and table_schema = 'raw_marketing'")}  # fmt: skip
+    assert {"_file_name", "_file_line", "_file_modified_at", "_file_hash"} <= columns
+
+
+def test_restated_file_reloads_in_full_with_its_new_hash(demo) -> None:
+    settings, sim = demo
+    load_sources(settings, ["marketing_files"])
+    path = next(sim.paths.marketing_dir.glob("spend_*.csv"))
+    lines = path.read_text().splitlines()
+    stat = path.stat()
+    path.write_text("\n".join([lines[0], *lines[2:]]) + "\n")  # a line less, same mtime
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    load_sources(settings, ["marketing_files"])
+    assert _spend(settings, path.name) == [(2 * len(lines) - 3, 2)]
+
+
+def test_unreadable_spend_files_are_one_reject_each_and_never_fail_the_run(demo) -> None:
+    settings, sim = demo
+    folder = sim.paths.marketing_dir
+    latin = folder / "spend_2026-01-03.csv"
+    latin.write_bytes(b"spend_date,channel,campaign,spend\n2026-01-03,caf\xe9,x,1.00\n")
+    semicolons = folder / "spend_2026-01-04.csv"
+    semicolons.write_text("spend_date;channel;campaign;spend\n2026-01-04;email;x;1.00\n")
+    assert {m.status for m in load_sources(settings, ["marketing_files"])} == {"ok"}
+    rows = wh(settings, "select reason_code, reason, record from raw_marketing.rejects order by reason")
+    assert [r[0] for r in rows] == ["bad_file", "bad_file"]
+    assert "spend_2026-01-03.csv: not UTF-8 (byte 0xe9 at offset 48)" in rows[0][1]
+    assert "spend_2026-01-04.csv: header has no column spend_date (found: spend_date;channel;campaign;spend)" in (
+        rows[1][1]
+    )
+    assert "wrong delimiter?" in rows[1][1] and json.loads(rows[1][2])["file"] == semicolons.name
+    load_sources(settings, ["marketing_files"])  # unchanged: not rejected again
+    assert wh(settings, "select count(*) from raw_marketing.rejects")[0][0] == 2
