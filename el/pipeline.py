@@ -63,7 +63,7 @@ class StepResult:
 
 
 def report_path(settings: Settings) -> Path:
-    return settings.project_root / "target" / "elementary" / "elementary_report.html"
+    return settings.target_dir / "elementary" / "elementary_report.html"
 
 
 class PipelineRun:

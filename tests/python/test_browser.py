@@ -71,7 +71,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="module")
 def docs_site(built: Settings) -> Path:
-    return built.project_root / "target" / "static_index.html"
+    return built.target_dir / "static_index.html"
 
 
 def test_dbt_docs_site_renders_models_and_descriptions(docs_site: Path) -> None:
