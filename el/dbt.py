@@ -98,12 +98,16 @@ class DbtRunner:
         return env
 
     def run(
-        self, args: list[str], extra_vars: dict[str, Any] | None = None, capture: bool = False
+        self,
+        args: list[str],
+        extra_vars: dict[str, Any] | None = None,
+        capture: bool = False,
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.command(args, extra_vars),
             cwd=self.settings.project_root,
-            env=self.env(),
+            env={**self.env(), **(extra_env or {})},
             text=True,
             capture_output=capture,
             check=False,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,19 +68,11 @@ def check_warehouse(warehouse: Path) -> None:
         raise LoadError(f"warehouse {warehouse} cannot be opened for writing: {_explain(exc)}") from exc
 
 
-@contextmanager
-def _events_url(config: SourceConfig, settings: Settings) -> Iterator[str]:
-    if config.events_url:
-        yield config.events_url
-        return
-    from shopsim.api import EventsApi
-    from shopsim.config import SourcePaths
-
-    store_path = SourcePaths(settings.sources_root).events_db
-    if not store_path.exists():
-        raise ConfigError(f"SHOP_EVENTS_URL is not set and there is no demo events store at {store_path}")
-    with EventsApi(store_path) as api:
-        yield api.url
+NO_EVENTS_URL = (
+    "SHOP_EVENTS_URL is not set: set it to the base URL of the events API (e.g. "
+    "SHOP_EVENTS_URL=http://127.0.0.1:8765); for the demo store, serve it with "
+    "`shopsim serve --root data/sources --port 8765`"
+)
 
 
 class Loader:
@@ -144,16 +136,17 @@ class Loader:
             for table, resource in zip(TABLES, resources, strict=True):
                 self.run(source, table, resource)
         elif source == "events_api":
-            with _events_url(config, self.settings) as url:
-                resources = events_resource(
-                    url,
-                    self.extracted_at,
-                    config.events_lag_seconds,
-                    page_size=config.events_page_size,
-                    max_attempts=config.events_max_attempts,
-                    backoff_factor=config.events_backoff_factor,
-                )
-                self.run(source, "events", resources)
+            if not config.events_url:
+                raise ConfigError(NO_EVENTS_URL)
+            resources = events_resource(
+                config.events_url,
+                self.extracted_at,
+                config.events_lag_seconds,
+                page_size=config.events_page_size,
+                max_attempts=config.events_max_attempts,
+                backoff_factor=config.events_backoff_factor,
+            )
+            self.run(source, "events", resources)
         else:
             if not config.files_dir.is_dir():
                 raise ConfigError(f"SHOP_FILES_DIR={config.files_dir} is not a folder")
@@ -161,16 +154,25 @@ class Loader:
 
 
 def run_load(
-    settings: Settings, sources: list[str] | None = None, run_id: str | None = None, hold_lock: bool = True
+    settings: Settings,
+    sources: list[str] | None = None,
+    run_id: str | None = None,
+    hold_lock: bool = True,
+    events_url: str | None = None,
 ) -> list[LoadMetric]:
     """Load the given sources (all by default); metrics are stored even when a step fails.
 
-    `hold_lock=False` is for callers that already hold the warehouse lock (`el run`)."""
+    `hold_lock=False` is for callers that already hold the warehouse lock (`el run`); `events_url`
+    overrides SHOP_EVENTS_URL."""
     chosen = list(sources or SOURCES)
     unknown = sorted(set(chosen) - set(SOURCES))
     if unknown:
         raise ConfigError(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
     config = SourceConfig.from_env(settings)
+    if events_url:
+        config = replace(config, events_url=events_url)
+    if "events_api" in chosen and not config.events_url:
+        raise ConfigError(NO_EVENTS_URL)  # before anything is loaded
     loader = Loader(settings, run_id or new_run_id())
     with exclusive(settings.warehouse, f"el load {loader.run_id}") if hold_lock else nullcontext():
         check_warehouse(settings.warehouse)

@@ -15,11 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from el.dbt import DbtRunner
-from el.load import run_load
 from el.mode import detect
 from shopsim import SimConfig, Simulator
 from shopsim.config import Rates
-from tests.python.el_helpers import settings_for
+from tests.python.el_helpers import load_sources, settings_for
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +92,7 @@ def test_incremental_equals_full_refresh_after_every_day(scenario: dict) -> None
         variables = {"lookback_days": scenario["lookback_days"]}
         for _ in range(scenario["days"]):
             sim.advance(1)
-            run_load(base)
+            load_sources(base)
             done = DbtRunner(base, mode).run(["build", "--quiet"], variables, capture=True)
             assert done.returncode == 0, done.stdout[-3000:]
             # rebuild a copy of the warehouse from raw and compare it with the incremental one
