@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 import uuid
 from contextlib import nullcontext
@@ -75,11 +76,23 @@ NO_EVENTS_URL = (
 )
 
 
+def default_progress() -> str | None:
+    """dlt's progress display: on a terminal one bar per counter updating in place (tqdm, which
+    sqlfluff depends on); elsewhere (CI, logs) none - the per-table summary line stays."""
+    if not sys.stdout.isatty():
+        return None
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return None
+    return "tqdm"
+
+
 class Loader:
-    def __init__(self, settings: Settings, run_id: str, progress: str = "log") -> None:
+    def __init__(self, settings: Settings, run_id: str, progress: str | None = None) -> None:
         self.settings = settings
         self.run_id = run_id
-        self.progress = progress
+        self.progress = progress or default_progress()
         self.extracted_at = dt.datetime.now(dt.UTC)
         self.metrics: list[LoadMetric] = []
         for key, value in DLT_DEFAULTS.items():

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from el.dbt import DbtRunner
 from el.mode import detect
+from shopsim import SimConfig, Simulator
 from tests.python.conftest import PROJECT_ROOT
 from tests.python.el_helpers import settings_for
 
@@ -56,3 +60,14 @@ def test_dbt_run_by_a_test_leaves_the_demo_artifacts_untouched(tmp_path: Path) -
         assert done.returncode == 0, done.stdout[-2000:]
     assert (settings.target_dir / "static_index.html").exists() and (settings.log_dir / "dbt.log").exists()
     assert _snapshot() == before
+
+
+def test_load_outside_a_terminal_prints_no_dlt_progress_lines(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    Simulator(settings.sources_root, SimConfig(scale=5)).advance(1)
+    env = {**os.environ, "SHOP_WAREHOUSE": str(settings.warehouse), "SHOP_SOURCES": str(settings.sources_root)}
+    cmd = [sys.executable, "-m", "el.cli", "load", "marketing_files"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 2 and all(line.startswith("el") for line in lines), lines  # table summary + run total
