@@ -116,7 +116,8 @@ def test_every_source_table_has_freshness_or_a_reasoned_exemption(manifest: dict
     for node in _own(manifest, "source"):
         freshness = node.get("freshness") or {}
         checked = bool(freshness.get("warn_after", {}).get("count") or freshness.get("error_after", {}).get("count"))
-        exempt = str((node.get("meta") or {}).get("freshness_exempt") or "").strip()
+        meta = {**(node.get("meta") or {}), **(node.get("config", {}).get("meta") or {})}
+        exempt = str(meta.get("freshness_exempt") or "").strip()
         if not checked and not exempt:
             unchecked.append(node["unique_id"])
     assert unchecked == []
