@@ -6,7 +6,7 @@ bootstrap:
 
 ## demo: set up, then simulate several days, load, build, test and report on the embedded demo
 demo: bootstrap
-	.venv/bin/el demo
+	.venv/bin/shopsim demo
 
 ## test: set up, then lint and run the whole test suite
 test: bootstrap

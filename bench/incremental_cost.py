@@ -144,7 +144,7 @@ def timed(runner: DbtRunner, args: list[str], top: int = 0) -> tuple[float, dict
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(done.stdout[-3000:])
-    results = json.loads((runner.settings.project_root / "target" / "run_results.json").read_text())
+    results = json.loads((runner.settings.target_dir / "run_results.json").read_text())
     split = {"models": 0.0, "tests": 0.0}
     for result in results["results"]:
         kind = "tests" if result["unique_id"].startswith(("test.", "unit_test.")) else "models"

@@ -1,4 +1,4 @@
-"""`el` command: load sources, run dbt in the right mode, run the demo."""
+"""`el` command: load sources, run dbt in the right mode, lint."""
 
 from __future__ import annotations
 
@@ -85,12 +85,6 @@ def cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
     return lint(settings, resolve_mode(settings, try_deps=False), fix=args.fix, paths=args.paths)
 
 
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from el.demo import run_demo
-
-    return run_demo(settings, days=args.days, scale=args.scale, seed=args.seed)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="el", description="shop ELT: extract-load with dlt, transform with dbt")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,12 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument("--fix", action="store_true", help="apply sqlfluff's fixes")
     lint.add_argument("paths", nargs="*", help="files or folders (default: models, tests, snapshots)")
     lint.set_defaults(func=cmd_lint)
-
-    demo = sub.add_parser("demo", help="simulate several days and run the whole pipeline day by day")
-    demo.add_argument("--days", type=int, default=5)
-    demo.add_argument("--scale", type=int, default=200)
-    demo.add_argument("--seed", type=int, default=42)
-    demo.set_defaults(func=cmd_demo)
     return parser
 
 

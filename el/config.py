@@ -33,7 +33,7 @@ def _float_env(name: str, default: float) -> float:
 @dataclass(frozen=True)
 class SourceConfig:
     shop_db_url: str
-    events_url: str | None  # None: serve the demo events store from the sources folder
+    events_url: str | None  # None: not configured (loading events_api fails with a ConfigError)
     files_dir: Path
     shop_lag_seconds: float
     events_lag_seconds: float

@@ -31,14 +31,15 @@ def dbt_executable() -> Path:
     return Path(sys.executable).with_name("dbt")
 
 
-def core_project(root: Path) -> Path:
-    """A project folder without packages.yml whose entries link to the real project.
+def core_project(root: Path, shadow: Path | None = None) -> Path:
+    """A project folder (`shadow`, default root/.dbt_core) without packages.yml whose entries link
+    to the real project.
 
     dbt refuses to run while packages.yml lists packages that are not installed; core mode
     therefore runs the very same files from a folder that does not list them.
     """
-    shadow = root / CORE_DIR
-    shadow.mkdir(exist_ok=True)
+    shadow = shadow or root / CORE_DIR
+    shadow.mkdir(parents=True, exist_ok=True)
     for name in DBT_ENTRIES:
         link, target = shadow / name, root / name
         if link.is_symlink() or link.exists():
@@ -56,7 +57,7 @@ class DbtRunner:
     @property
     def project_dir(self) -> Path:
         root = self.settings.project_root
-        return root if self.mode.full else core_project(root)
+        return root if self.mode.full else core_project(root, self.settings.core_dir)
 
     def vars(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         merged = dict(extra or {})
@@ -85,12 +86,11 @@ class DbtRunner:
         """Environment of every dbt-templated process (dbt, sqlfluff's dbt templater, edr). Both open
         the warehouse, so its folder is created here."""
         self.settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-        root = self.settings.project_root
         env = dict(os.environ)
         env.update(
             {
-                "DBT_TARGET_PATH": str(root / "target"),
-                "DBT_LOG_PATH": str(root / "logs"),
+                "DBT_TARGET_PATH": str(self.settings.target_dir),
+                "DBT_LOG_PATH": str(self.settings.log_dir),
                 "SHOP_WAREHOUSE": str(self.settings.warehouse),
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             }
@@ -98,12 +98,16 @@ class DbtRunner:
         return env
 
     def run(
-        self, args: list[str], extra_vars: dict[str, Any] | None = None, capture: bool = False
+        self,
+        args: list[str],
+        extra_vars: dict[str, Any] | None = None,
+        capture: bool = False,
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.command(args, extra_vars),
             cwd=self.settings.project_root,
-            env=self.env(),
+            env={**self.env(), **(extra_env or {})},
             text=True,
             capture_output=capture,
             check=False,

@@ -1,20 +1,46 @@
-"""`el lint`: sqlfluff with the dbt templater, in the same mode dbt runs in."""
+"""`el lint`: sqlfluff with the dbt templater, in the same mode dbt runs in.
+
+The dbt templater compiles every model, and `is_incremental()` answers from the warehouse it finds:
+linted against an empty warehouse the incremental branches would never be linted, against a built
+one the full-refresh branches would not. So every file is linted twice, once with each answer (the
+var `lint_is_incremental`, read by macros/overrides/is_incremental.sql), against a throwaway
+warehouse and dbt target: linting never depends on, nor touches, the user's warehouse or target/.
+"""
 
 from __future__ import annotations
 
-import os
+import configparser
 import subprocess
 import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
-from el.dbt import CORE_DIR, DbtRunner
-from el.mode import Mode
+from el.dbt import DbtRunner
+from el.mode import FULL_MODE_VAR, Mode
 from el.settings import Settings
 
 DEFAULT_PATHS = ("models", "tests", "snapshots")
+# the answers of is_incremental() in the passes
+PASSES = (False, True)
 
 
-def lint_command(settings: Settings, mode: Mode, fix: bool, paths: list[str], extra: tuple[str, ...] = ()) -> list[str]:
+def isolated_settings(settings: Settings, workdir: Path) -> Settings:
+    """The same project, with warehouse, dbt target, logs and core-mode folder in `workdir`."""
+    return replace(
+        settings,
+        warehouse=workdir / "lint.duckdb",
+        target_dir=workdir / "target",
+        log_dir=workdir / "logs",
+        core_dir=workdir / "dbt_core",
+    )
+
+
+def lint_command(
+    settings: Settings, mode: Mode, fix: bool, paths: list[str], incremental: bool, extra: tuple[str, ...] = ()
+) -> list[str]:
+    """One sqlfluff pass, `is_incremental()` answering `incremental`. `settings` should be isolated
+    (see isolated_settings): the override config is written into its core_dir."""
     root = settings.project_root
     sqlfluff = Path(sys.executable).with_name("sqlfluff")
     targets = sorted(
@@ -22,17 +48,49 @@ def lint_command(settings: Settings, mode: Mode, fix: bool, paths: list[str], ex
         for p in (paths or DEFAULT_PATHS)
         for f in ([root / p] if p.endswith(".sql") else (root / p).rglob("*.sql"))
     )
+    # the dbt templater must compile the project like dbt itself does in this mode (in core mode
+    # from the folder without packages.yml)
+    project = DbtRunner(settings, mode).project_dir
+    context = {"lint_is_incremental": str(incremental).lower()}
     if not mode.full:
-        # the dbt templater must compile the project without packages.yml, like dbt itself in core mode
-        project = DbtRunner(settings, mode).project_dir
-        override = project / ".sqlfluff-core"
-        override.write_text(f"[sqlfluff:templater:dbt]\nproject_dir = {project}\nprofiles_dir = {root}\n")
-        targets = [t.replace(str(root), str(root / CORE_DIR), 1) for t in targets]
-        return [str(sqlfluff), "fix" if fix else "lint", *targets, "--config", str(override), *extra]
-    return [str(sqlfluff), "fix" if fix else "lint", *targets, *extra]
+        context[FULL_MODE_VAR] = "false"
+        targets = [t.replace(str(root), str(project), 1) for t in targets]
+    settings.core_dir.mkdir(parents=True, exist_ok=True)
+    override = settings.core_dir / f".sqlfluff-{'incremental' if incremental else 'full'}"
+    # the project's .sqlfluff, completed: sqlfluff does not find it above files of a core_dir elsewhere
+    config = configparser.ConfigParser()
+    config.read(root / ".sqlfluff", encoding="utf-8")
+    config["sqlfluff:templater:dbt"].update(
+        {"project_dir": str(project), "profiles_dir": str(root), "target_path": str(settings.target_dir)}
+    )
+    config["sqlfluff:templater:dbt:context"] = context
+    with override.open("w", encoding="utf-8") as out:
+        config.write(out)
+    return [str(sqlfluff), "fix" if fix else "lint", *targets, "--config", str(override), *extra]
+
+
+def run_passes(
+    settings: Settings,
+    mode: Mode,
+    fix: bool = False,
+    paths: list[str] | None = None,
+    extra: tuple[str, ...] = (),
+    capture: bool = False,
+) -> list[subprocess.CompletedProcess[str]]:
+    """Both passes against a throwaway warehouse and target."""
+    done = []
+    with tempfile.TemporaryDirectory(prefix="el-lint-") as tmp:
+        isolated = isolated_settings(settings, Path(tmp))
+        env = DbtRunner(isolated, mode).env()
+        for incremental in PASSES:
+            if not capture:
+                print(f"el lint: pass with is_incremental() = {str(incremental).lower()}", flush=True)
+            cmd = lint_command(isolated, mode, fix, list(paths or []), incremental, extra)
+            done.append(
+                subprocess.run(cmd, cwd=settings.project_root, env=env, text=True, capture_output=capture, check=False)
+            )
+    return done
 
 
 def lint(settings: Settings, mode: Mode, fix: bool = False, paths: list[str] | None = None) -> int:
-    env = DbtRunner(settings, mode).env()
-    cmd = lint_command(settings, mode, fix, list(paths or []))
-    return subprocess.run(cmd, cwd=settings.project_root, env={**os.environ, **env}, check=False).returncode
+    return max(done.returncode for done in run_passes(settings, mode, fix, paths))

@@ -9,8 +9,8 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,19 +75,23 @@ def check_warehouse(warehouse: Path) -> None:
         raise LoadError(f"warehouse {warehouse} cannot be opened for writing: {_explain(exc)}") from exc
 
 
-@contextmanager
-def _events_url(config: SourceConfig, settings: Settings) -> Iterator[str]:
-    if config.events_url:
-        yield config.events_url
-        return
-    from shopsim.api import EventsApi
-    from shopsim.config import SourcePaths
+NO_EVENTS_URL = (
+    "SHOP_EVENTS_URL is not set: set it to the base URL of the events API (e.g. "
+    "SHOP_EVENTS_URL=http://127.0.0.1:8765); for the demo store, serve it with "
+    "`shopsim serve --root data/sources --port 8765`"
+)
 
-    store_path = SourcePaths(settings.sources_root).events_db
-    if not store_path.exists():
-        raise ConfigError(f"SHOP_EVENTS_URL is not set and there is no demo events store at {store_path}")
-    with EventsApi(store_path) as api:
-        yield api.url
+
+def default_progress() -> str | None:
+    """dlt's progress display: on a terminal one bar per counter updating in place (tqdm, which
+    sqlfluff depends on); elsewhere (CI, logs) none - the per-table summary line stays."""
+    if not sys.stdout.isatty():
+        return None
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return None
+    return "tqdm"
 
 
 def set_aside_failed_packages(pipeline: dlt.Pipeline, why: str) -> list[str]:
@@ -119,10 +123,10 @@ def _failed_table(exc: BaseException, table: str) -> str:
 
 
 class Loader:
-    def __init__(self, settings: Settings, run_id: str, progress: str = "log") -> None:
+    def __init__(self, settings: Settings, run_id: str, progress: str | None = None) -> None:
         self.settings = settings
         self.run_id = run_id
-        self.progress = progress
+        self.progress = progress or default_progress()
         self.extracted_at = dt.datetime.now(dt.UTC)
         self.metrics: list[LoadMetric] = []
         for key, value in DLT_DEFAULTS.items():
@@ -205,17 +209,18 @@ class Loader:
                 for table in TABLES:
                     self.reconcile(config.shop_db_url, table)
         elif source == "events_api":
-            with _events_url(config, self.settings) as url:
-                resources = events_resource(
-                    url,
-                    self.extracted_at,
-                    config.events_lag_seconds,
-                    page_size=config.events_page_size,
-                    max_attempts=config.events_max_attempts,
-                    backoff_factor=config.events_backoff_factor,
-                    contract=events_contract(config.events_max_lateness_days, config.events_max_clock_skew_minutes),
-                )
-                self.run(source, "events", resources)
+            if not config.events_url:
+                raise ConfigError(NO_EVENTS_URL)
+            resources = events_resource(
+                config.events_url,
+                self.extracted_at,
+                config.events_lag_seconds,
+                page_size=config.events_page_size,
+                max_attempts=config.events_max_attempts,
+                backoff_factor=config.events_backoff_factor,
+                contract=events_contract(config.events_max_lateness_days, config.events_max_clock_skew_minutes),
+            )
+            self.run(source, "events", resources)
         else:
             if not config.files_dir.is_dir():
                 raise ConfigError(f"SHOP_FILES_DIR={config.files_dir} is not a folder")
@@ -252,16 +257,25 @@ def vanished_rows(warehouse: Path, table: str, key: str, source_keys: set[Any]) 
 
 
 def run_load(
-    settings: Settings, sources: list[str] | None = None, run_id: str | None = None, hold_lock: bool = True
+    settings: Settings,
+    sources: list[str] | None = None,
+    run_id: str | None = None,
+    hold_lock: bool = True,
+    events_url: str | None = None,
 ) -> list[LoadMetric]:
     """Load the given sources (all by default); metrics are stored even when a step fails.
 
-    `hold_lock=False` is for callers that already hold the warehouse lock (`el run`)."""
+    `hold_lock=False` is for callers that already hold the warehouse lock (`el run`); `events_url`
+    overrides SHOP_EVENTS_URL."""
     chosen = list(sources or SOURCES)
     unknown = sorted(set(chosen) - set(SOURCES))
     if unknown:
         raise ConfigError(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
     config = SourceConfig.from_env(settings)
+    if events_url:
+        config = replace(config, events_url=events_url)
+    if "events_api" in chosen and not config.events_url:
+        raise ConfigError(NO_EVENTS_URL)  # before anything is loaded
     loader = Loader(settings, run_id or new_run_id())
     with exclusive(settings.warehouse, f"el load {loader.run_id}") if hold_lock else nullcontext():
         check_warehouse(settings.warehouse)

@@ -8,9 +8,12 @@ report is most useful when tests fail); the exit status is non-zero when any ste
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,9 @@ create table if not exists el_meta.pipeline_runs (
 """
 
 
+RUN_ID_ENV = "SHOP_RUN_ID"
+
+
 @dataclass(frozen=True)
 class RunOptions:
     sources: tuple[str, ...] = ()
@@ -45,9 +51,12 @@ class RunOptions:
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     quiet: bool = False
+    events_url: str | None = None  # overrides SHOP_EVENTS_URL
 
-    def dbt_vars(self, run_id: str) -> dict[str, Any]:
-        variables: dict[str, Any] = {"run_id": run_id}
+    def dbt_vars(self) -> dict[str, Any]:
+        """Only a backfill passes vars: changed vars make dbt re-parse the whole project (the run id
+        goes through the environment, SHOP_RUN_ID)."""
+        variables: dict[str, Any] = {}
         if self.date_from:
             variables["backfill_from"] = self.date_from.isoformat()
             variables["backfill_to"] = (self.date_to or self.date_from).isoformat()
@@ -62,8 +71,43 @@ class StepResult:
     detail: str = ""
 
 
+EDR_PACKAGES = ("dbt_utils", "elementary")
+HUB_URL = "https://hub.getdbt.com"
+
+
+def edr_packages_dir() -> Path:
+    """Where edr's internal dbt project keeps its packages (SHOP_EDR_PACKAGES_DIR overrides it)."""
+    override = os.environ.get("SHOP_EDR_PACKAGES_DIR")
+    if override:
+        return Path(override)
+    import elementary
+
+    return Path(elementary.__file__).parent / "monitor" / "dbt_project" / "dbt_packages"
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    url = urllib.parse.urlsplit(os.environ.get("SHOP_DBT_HUB_URL", HUB_URL))
+    try:
+        socket.create_connection((url.hostname or "", url.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def edr_not_ready() -> str | None:
+    """None when `edr report` can run; else one line: what is missing and how to get it."""
+    folder = edr_packages_dir()
+    missing = [name for name in EDR_PACKAGES if not (folder / name / "dbt_project.yml").is_file()]
+    if not missing or hub_reachable():  # edr runs `dbt deps` for its project itself when online
+        return None
+    return (
+        f"edr's internal dbt project lacks {', '.join(missing)} and the package hub is unreachable; "
+        f"online, `el run` installs them (edr runs `dbt deps` itself); offline, copy the packages into {folder}"
+    )
+
+
 def report_path(settings: Settings) -> Path:
-    return settings.project_root / "target" / "elementary" / "elementary_report.html"
+    return settings.target_dir / "elementary" / "elementary_report.html"
 
 
 class PipelineRun:
@@ -85,6 +129,8 @@ class PipelineRun:
             detail, status = action(), "ok"
         except StepFailedError as exc:
             detail, status = str(exc), "failed"
+        except StepSkippedError as exc:
+            detail, status = str(exc), "skipped"
         result = StepResult(name, status, time.perf_counter() - clock, detail)
         self.results.append(result)
         self.say(f"{name}: {status} in {result.seconds:.1f}s{' - ' + detail if detail else ''}")
@@ -97,14 +143,20 @@ class PipelineRun:
     def _dbt(self, args: list[str]) -> str:
         if self.options.quiet:
             args = [*args, "--quiet"]
-        done = self.dbt.run(args, self.options.dbt_vars(self.run_id))
+        done = self.dbt.run(args, self.options.dbt_vars(), extra_env={RUN_ID_ENV: self.run_id})
         if done.returncode != 0:
             raise StepFailedError(f"`dbt {' '.join(args)}` exited {done.returncode}")
         return ""
 
     def load(self) -> str:
         try:
-            metrics = run_load(self.settings, list(self.options.sources) or None, self.run_id, hold_lock=False)
+            metrics = run_load(
+                self.settings,
+                list(self.options.sources) or None,
+                self.run_id,
+                hold_lock=False,
+                events_url=self.options.events_url,
+            )
         except (ConfigError, LoadError) as exc:
             raise StepFailedError(str(exc)) from exc
         return f"{sum(m.rows_loaded for m in metrics)} rows, {sum(m.rejects for m in metrics)} rejects"
@@ -116,6 +168,9 @@ class PipelineRun:
         return self._dbt(["source", "freshness"])
 
     def report(self) -> str:
+        not_ready = edr_not_ready()
+        if not_ready:
+            raise StepSkippedError(not_ready)
         edr = Path(sys.executable).with_name("edr")
         root = self.settings.project_root
         common = ["--project-dir", str(self.dbt.project_dir), "--profiles-dir", str(root)]
@@ -129,7 +184,7 @@ class PipelineRun:
             [str(edr), "report", "--file-path", str(path), "--open-browser", "false", *common], env=env, check=False
         )
         if done.returncode != 0 or not path.exists():
-            raise StepFailedError(f"edr report exited {done.returncode}")
+            raise StepFailedError(f"edr report exited {done.returncode}; no report written")
         return f"report at {path}"
 
     def execute(self) -> list[StepResult]:
@@ -197,3 +252,7 @@ class PipelineRun:
 
 class StepFailedError(RuntimeError):
     """A pipeline step failed; the message says which command and how."""
+
+
+class StepSkippedError(RuntimeError):
+    """A step cannot run here; the message says why and how to make it run."""

@@ -1,4 +1,4 @@
-"""`shopsim` command: generate simulated days, or serve the events API."""
+"""`shopsim` command: generate simulated days, serve the events API, or run the demo."""
 
 from __future__ import annotations
 
@@ -45,7 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--fault-rate", type=float, default=0.0)
     serve.add_argument("--delay", type=float, default=0.0, help="seconds added to every answer")
+    demo = sub.add_parser("demo", help="simulate N days and run the whole pipeline (`el run`) after each")
+    demo.add_argument("--days", type=int, default=5)
+    demo.add_argument("--scale", type=int, default=200)
+    demo.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
+
+    if args.command == "demo":
+        from el.settings import Settings
+        from shopsim.demo import run_demo
+
+        return run_demo(Settings.from_env(), days=args.days, scale=args.scale, seed=args.seed)
 
     if args.command == "generate":
         if args.reset and args.root.exists():

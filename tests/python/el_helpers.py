@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,16 @@ SERVED = "received_at <= (select value from meta where key = 'served_until')"
 
 
 def settings_for(tmp_path: Path) -> Settings:
-    return Settings(PROJECT_ROOT, tmp_path / "wh" / "warehouse.duckdb", tmp_path / "sources")
+    """This project, with everything a run writes (warehouse, dbt target and logs, core-mode project
+    folder) under `tmp_path`: no test touches the project's data/, target/, logs/ or .dbt_core/."""
+    return Settings(
+        PROJECT_ROOT,
+        tmp_path / "wh" / "warehouse.duckdb",
+        tmp_path / "sources",
+        target_dir=tmp_path / "target",
+        log_dir=tmp_path / "logs",
+        core_dir=tmp_path / "dbt_core",
+    )
 
 
 def wh(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
@@ -40,8 +52,24 @@ def latest(table: str, key: str, columns: str) -> str:
     )
 
 
+@contextmanager
+def demo_events_url(settings: Settings) -> Iterator[str | None]:
+    """SHOP_EVENTS_URL when set, else the URL of the simulated events API serving the settings'
+    sources (None when there is no events store: loading events then fails with a ConfigError)."""
+    from shopsim.api import EventsApi
+    from shopsim.config import SourcePaths
+
+    store = SourcePaths(settings.sources_root).events_db
+    if os.environ.get("SHOP_EVENTS_URL") or not store.exists():
+        yield None
+        return
+    with EventsApi(store) as api:
+        yield api.url
+
+
 def load_sources(settings: Settings, sources: list[str] | None = None, run_id: str | None = None) -> list[Any]:
     """Extract-load the simulated sources of `settings` (every test loads through here)."""
     from el.load import run_load
 
-    return run_load(settings, sources, run_id)
+    with demo_events_url(settings) as url:
+        return run_load(settings, sources, run_id, events_url=url)

@@ -6,11 +6,10 @@ import json
 
 import pytest
 
-from el.load import run_load
 from el.settings import Settings
 from shopsim import SimConfig, Simulator
 from shopsim.config import Rates
-from tests.python.el_helpers import settings_for, wh
+from tests.python.el_helpers import load_sources, settings_for, wh
 
 # DESIGN.md class -> (raw dataset, source table, reason code, column whose value is in the record)
 CATALOGUE = {
@@ -32,7 +31,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory):
     settings = settings_for(tmp_path_factory.mktemp("catalogue"))
     sim = Simulator(settings.sources_root, SimConfig(scale=30, drift_day=2, rates=Rates(bad_row=0.2)))
     sim.advance(10)  # spend files carry only 8 rows a day
-    run_load(settings)
+    load_sources(settings)
     return settings
 
 

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from el.dbt import DbtRunner
-from el.load import run_load
 from el.mode import detect
 from el.pipeline import PipelineRun, RunOptions, report_path
 from el.settings import Settings
 from shopsim import SimConfig, Simulator
-from tests.python.el_helpers import settings_for
+from tests.python.el_helpers import load_sources, settings_for
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +60,7 @@ def render(page: Path, fragment: str = "") -> str:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = settings_for(tmp_path_factory.mktemp("docs"))
     Simulator(settings.sources_root, SimConfig(scale=20)).advance(1)
-    run_load(settings)
+    load_sources(settings)
     runner = DbtRunner(settings, detect(settings.project_root))
     for args in (["build", "--quiet"], ["docs", "generate", "--static", "--quiet"]):
         done = runner.run(args, capture=True)
@@ -71,7 +70,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="module")
 def docs_site(built: Settings) -> Path:
-    return built.project_root / "target" / "static_index.html"
+    return built.target_dir / "static_index.html"
 
 
 def test_dbt_docs_site_renders_models_and_descriptions(docs_site: Path) -> None:

@@ -13,12 +13,11 @@ import duckdb
 import pytest
 
 from el.dbt import DbtRunner
-from el.load import run_load
 from el.mode import detect
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
 from shopsim.config import Rates
-from tests.python.el_helpers import SERVED, settings_for, src, wh
+from tests.python.el_helpers import SERVED, load_sources, settings_for, src, wh
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +47,7 @@ def test_kill_9_during_load_then_rerun_loses_and_doubles_nothing(
         env["SHOP_EVENTS_URL"] = api.url
         monkeypatch.setenv("SHOP_EVENTS_URL", api.url)
         monkeypatch.setenv("SHOP_EVENTS_LAG_HOURS", "0")
-        run_load(settings, ["marketing_files"])  # a completed load before the crash
+        load_sources(settings, ["marketing_files"])  # a completed load before the crash
         loader = subprocess.Popen(
             [sys.executable, "-m", "el.cli", "load", "events_api"], env=env, stdout=subprocess.DEVNULL
         )
@@ -57,7 +56,7 @@ def test_kill_9_during_load_then_rerun_loses_and_doubles_nothing(
         loader.wait()
         assert loader.returncode == -signal.SIGKILL
         api.server.delay = 0.0
-        run_load(settings, ["events_api"])  # the rerun: lock released by the kernel, state intact
+        load_sources(settings, ["events_api"])  # the rerun: lock released by the kernel, state intact
     served = f"defect is null and {SERVED}"
     deliveries = src(sim.paths.events_db, f"select count(*) from events where {served}")[0][0]
     distinct = src(sim.paths.events_db, f"select count(distinct event_id) from events where {served}")[0][0]
@@ -72,10 +71,10 @@ def test_kill_9_during_dbt_build_then_rerun_equals_full_refresh(tmp_path: Path) 
     sim = Simulator(settings.sources_root, SimConfig(scale=30, rates=Rates(late=0.3, update=0.3)))
     runner = DbtRunner(settings, detect(settings.project_root))
     sim.advance(1)
-    run_load(settings)
+    load_sources(settings)
     assert runner.run(["build", "--quiet"], capture=True).returncode == 0
     sim.advance(1)
-    run_load(settings)
+    load_sources(settings)
     build = subprocess.Popen(
         runner.command(["build"]), cwd=settings.project_root, env=runner.env(), stdout=subprocess.PIPE, text=True
     )

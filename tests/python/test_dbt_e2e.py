@@ -12,11 +12,10 @@ import duckdb
 import pytest
 
 from el.dbt import DbtRunner
-from el.load import run_load
 from el.mode import detect
 from shopsim import SimConfig, Simulator
 from shopsim.config import Rates
-from tests.python.el_helpers import settings_for, wh
+from tests.python.el_helpers import load_sources, settings_for, wh
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +64,7 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     variables = {"lookback_days": LOOKBACK_DAYS}
     for _ in range(DAYS):
         sim.advance(1)
-        run_load(settings)
+        load_sources(settings)
         done = runner.run(["build", "--quiet"], variables, capture=True)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with duckdb.connect(str(settings.warehouse)) as conn:

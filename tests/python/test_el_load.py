@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from el.config import ConfigError
-from el.load import LoadError, run_load
+from el.load import LoadError
 from el.lock import AlreadyRunningError, exclusive
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
 from shopsim.config import Rates
-from tests.python.el_helpers import SERVED, latest, settings_for, src, wh
+from tests.python.el_helpers import SERVED, latest, load_sources, settings_for, src, wh
 
 SHOP_TABLES = {
     "customers": ("customer_id", "customer_id, tier, updated_at"),
@@ -58,7 +58,7 @@ def _assert_raw_matches_source(settings, sim) -> None:
 def test_first_load_lands_every_row_or_reject(demo) -> None:
     settings, sim = demo
     sim.advance(2)
-    metrics = run_load(settings)
+    metrics = load_sources(settings)
     assert {m.status for m in metrics} == {"ok"}
     for table in SHOP_TABLES:
         (total,) = src(sim.paths.shop_db, f"select count(*) from {table}")[0]
@@ -107,13 +107,13 @@ def test_second_run_loads_only_new_rows(demo, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("SHOP_LAG_HOURS", "0")
     monkeypatch.setenv("SHOP_EVENTS_LAG_HOURS", "0")
     sim.advance(1)
-    run_load(settings)
+    load_sources(settings)
     before = {t: wh(settings, f"select count(*) from raw_shop.{t}")[0][0] for t in SHOP_TABLES}
     cursor = {t: wh(settings, f"select max(updated_at) from raw_shop.{t}")[0][0] for t in SHOP_TABLES}
-    again = run_load(settings)
+    again = load_sources(settings)
     assert sum(m.rows_loaded + m.rejects for m in again) == 0, "nothing new: nothing loaded"
     sim.advance(1)
-    run_load(settings)
+    load_sources(settings)
     for table in SHOP_TABLES:
         stamp = cursor[table].strftime("%Y-%m-%d %H:%M:%S.%f")
         (new,) = src(sim.paths.shop_db, f"select count(*) from {table} where updated_at > '{stamp}' and {FIT[table]}")[
@@ -127,7 +127,7 @@ def test_lag_window_catches_backdated_updates(demo, monkeypatch: pytest.MonkeyPa
     settings, sim = demo
     for _ in range(3):
         sim.advance(1)
-        run_load(settings)
+        load_sources(settings)
     _assert_raw_matches_source(settings, sim)
     # the last run loaded new versions stamped before the previous run's cursor: only the lag finds them
     caught = 0
@@ -155,7 +155,7 @@ def test_without_lag_backdated_updates_are_missed(demo, monkeypatch: pytest.Monk
     monkeypatch.setenv("SHOP_LAG_HOURS", "0")
     for _ in range(3):
         sim.advance(1)
-        run_load(settings, ["shop_db"])
+        load_sources(settings, ["shop_db"])
     with pytest.raises(AssertionError):
         _assert_raw_matches_source(settings, sim)
 
@@ -166,7 +166,7 @@ def test_api_faults_are_retried(demo, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOP_EVENTS_PAGE_SIZE", "40")
     with EventsApi(sim.paths.events_db, fault_rate=0.3, seed=5) as api:
         monkeypatch.setenv("SHOP_EVENTS_URL", api.url)
-        run_load(settings, ["events_api"])
+        load_sources(settings, ["events_api"])
         faults = api.server.faults
     assert faults > 0
     served = src(
@@ -186,12 +186,12 @@ def test_outage_mid_load_then_rerun_neither_loses_nor_duplicates(demo, monkeypat
     with EventsApi(sim.paths.events_db, outage_after=3) as api:
         monkeypatch.setenv("SHOP_EVENTS_URL", api.url)
         with pytest.raises(LoadError, match=r"events_api\.events failed"):
-            run_load(settings, ["events_api"])
+            load_sources(settings, ["events_api"])
     failed = wh(settings, "select status, error from el_meta.load_metrics")
     assert failed[0][0] == "failed" and failed[0][1]
     with EventsApi(sim.paths.events_db) as api:
         monkeypatch.setenv("SHOP_EVENTS_URL", api.url)
-        run_load(settings, ["events_api"])
+        load_sources(settings, ["events_api"])
     served = f"defect is null and {SERVED}"
     fit = src(sim.paths.events_db, f"select count(distinct event_id) from events where {served}")[0][0]
     assert wh(settings, "select count(distinct event_id) from raw_events.events")[0][0] == fit
@@ -202,7 +202,7 @@ def test_outage_mid_load_then_rerun_neither_loses_nor_duplicates(demo, monkeypat
 def test_restated_file_is_loaded_again(demo) -> None:
     settings, sim = demo
     sim.advance(1)
-    run_load(settings, ["marketing_files"])
+    load_sources(settings, ["marketing_files"])
     first = sim.paths.marketing_dir / "spend_2026-01-01.csv"
     text = first.read_text()
     first.write_text(text)  # re-dropped: same name, newer modification time
@@ -210,7 +210,7 @@ def test_restated_file_is_loaded_again(demo) -> None:
     import os
 
     os.utime(first, (stamp, stamp))
-    run_load(settings, ["marketing_files"])
+    load_sources(settings, ["marketing_files"])
     versions = wh(
         settings,
         "select count(distinct _file_modified_at) from raw_marketing.spend where _file_name = 'spend_2026-01-01.csv'",
@@ -221,11 +221,11 @@ def test_restated_file_is_loaded_again(demo) -> None:
 def test_concurrent_load_is_refused_and_warehouse_intact(demo) -> None:
     settings, sim = demo
     sim.advance(1)
-    run_load(settings, ["marketing_files"])
+    load_sources(settings, ["marketing_files"])
     before = wh(settings, "select count(*) from raw_marketing.spend")[0][0]
     with exclusive(settings.warehouse, "test holder"):
         with pytest.raises(AlreadyRunningError, match="refused: test holder"):
-            run_load(settings)
+            load_sources(settings)
         env = {"SHOP_WAREHOUSE": str(settings.warehouse), "SHOP_SOURCES": str(settings.sources_root)}
         import os
 
@@ -244,16 +244,16 @@ def test_bad_config_and_unreachable_source_give_clear_errors(demo, monkeypatch: 
     settings, sim = demo
     sim.advance(1)
     with pytest.raises(ConfigError, match="unknown source"):
-        run_load(settings, ["nope"])
+        load_sources(settings, ["nope"])
     monkeypatch.setenv("SHOP_DB_URL", "not-a-url")
     with pytest.raises(ConfigError, match="not a database URL"):
-        run_load(settings, ["shop_db"])
+        load_sources(settings, ["shop_db"])
     monkeypatch.setenv("SHOP_DB_URL", "postgresql://postgres@127.0.0.1:1/none")
     with pytest.raises(LoadError, match="source database unreachable"):
-        run_load(settings, ["shop_db"])
+        load_sources(settings, ["shop_db"])
     monkeypatch.setenv("SHOP_LAG_HOURS", "soon")
     with pytest.raises(ConfigError, match="SHOP_LAG_HOURS"):
-        run_load(settings, ["shop_db"])
+        load_sources(settings, ["shop_db"])
 
 
 def test_cursor_state_lives_in_the_warehouse(demo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -262,10 +262,10 @@ def test_cursor_state_lives_in_the_warehouse(demo, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("SHOP_LAG_HOURS", "0")
     monkeypatch.setenv("SHOP_EVENTS_LAG_HOURS", "0")
     sim.advance(1)
-    run_load(settings)
+    load_sources(settings)
     before = wh(settings, "select count(*) from raw_shop.orders")[0][0]
     shutil.rmtree(settings.warehouse.parent / ".dlt_pipelines")
-    again = run_load(settings)
+    again = load_sources(settings)
     assert sum(m.rows_loaded for m in again) == 0
     assert wh(settings, "select count(*) from raw_shop.orders")[0][0] == before
 
@@ -282,7 +282,7 @@ def test_warehouse_held_by_another_process_gives_a_clear_error(demo) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         with pytest.raises(LoadError, match="cannot be opened for writing"):
-            run_load(settings, ["marketing_files"])
+            load_sources(settings, ["marketing_files"])
     finally:
         holder.kill()
         holder.wait()

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from el.dbt import DbtRunner
-from el.load import run_load
 from el.mode import detect
 from el.sources.shop_db import backend_for
 from shopsim import SimConfig, Simulator
 from shopsim.config import Rates
-from tests.python.el_helpers import latest, settings_for, wh
+from tests.python.el_helpers import latest, load_sources, settings_for, wh
 from tests.python.pg import copy_shop, scratch_database
 
 pytestmark = pytest.mark.postgres
@@ -28,7 +27,7 @@ def test_postgres_to_duckdb_incremental_with_rejects(tmp_path: Path, monkeypatch
         monkeypatch.setenv("SHOP_LAG_HOURS", "0")
         sim.advance(2)
         counts = copy_shop(sim.paths.shop_db, url)
-        first = {m.table_name: m for m in run_load(settings, ["shop_db"])}
+        first = {m.table_name: m for m in load_sources(settings, ["shop_db"])}
         import psycopg
 
         with psycopg.connect(url) as conn:
@@ -43,11 +42,11 @@ def test_postgres_to_duckdb_incremental_with_rejects(tmp_path: Path, monkeypatch
         assert reasons == {"orders": "null_key", "payments": "negative_amount"}
 
         # nothing new: nothing loaded; a new day: only the changed rows, and raw-after-dedup equals the source
-        assert sum(m.rows_loaded + m.rejects for m in run_load(settings, ["shop_db"])) == 0
+        assert sum(m.rows_loaded + m.rejects for m in load_sources(settings, ["shop_db"])) == 0
         monkeypatch.setenv("SHOP_LAG_HOURS", "6")  # the default lag window catches back-dated updates
         sim.advance(1)
         copy_shop(sim.paths.shop_db, url)
-        second = {m.table_name: m for m in run_load(settings, ["shop_db"])}
+        second = {m.table_name: m for m in load_sources(settings, ["shop_db"])}
         assert 0 < second["orders"].rows_loaded < counts["orders"] + 80
         with psycopg.connect(url) as conn:
             source = set(conn.execute("select order_id, status, updated_at from orders where customer_id is not null"))
@@ -61,7 +60,7 @@ def test_postgres_to_duckdb_incremental_with_rejects(tmp_path: Path, monkeypatch
             loads = "select load_id from raw_shop._dlt_loads"
             unknown = f"select count(*) from raw_shop.{table} where _dlt_load_id not in ({loads})"
             assert wh(settings, unknown) == [(0,)], table
-        run_load(settings, ["events_api", "marketing_files"])
+        load_sources(settings, ["events_api", "marketing_files"])
         done = DbtRunner(settings, detect(settings.project_root)).run(["build", "--quiet"], capture=True)
         assert done.returncode == 0, done.stdout[-3000:]
         assert wh(settings, "select count(*) from main_staging.stg_shop__orders") == [(len(source),)]

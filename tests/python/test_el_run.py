@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from el.lock import exclusive
-from el.mode import detect
-from el.pipeline import PipelineRun, RunOptions
+from el.mode import Mode, detect
+from el.pipeline import PipelineRun, RunOptions, report_path
 from shopsim import SimConfig, Simulator
-from tests.python.el_helpers import settings_for, wh
+from tests.python.el_helpers import demo_events_url, settings_for, wh
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +25,10 @@ def _env(settings) -> dict[str, str]:
 def test_run_records_every_step_under_one_run_id(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     Simulator(settings.sources_root, SimConfig(scale=20)).advance(1)
-    run = PipelineRun(settings, detect(settings.project_root), "test-run-1", RunOptions(quiet=True))
-    results = {r.step: r.status for r in run.execute()}
+    with demo_events_url(settings) as url:
+        options = RunOptions(quiet=True, events_url=url)
+        run = PipelineRun(settings, detect(settings.project_root), "test-run-1", options)
+        results = {r.step: r.status for r in run.execute()}
     assert results["load"] == "ok" and results["dbt build"] == "ok" and results["source freshness"] == "ok"
     expected_report = "ok" if run.mode.full else "skipped"
     assert results["elementary report"] == expected_report
@@ -41,7 +43,11 @@ def test_run_records_every_step_under_one_run_id(tmp_path: Path) -> None:
 def test_failed_load_stops_the_run_with_a_clear_summary(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     Simulator(settings.sources_root, SimConfig(scale=5)).advance(1)
-    env = {**_env(settings), "SHOP_DB_URL": "postgresql://postgres@127.0.0.1:1/nothing"}
+    env = {
+        **_env(settings),
+        "SHOP_DB_URL": "postgresql://postgres@127.0.0.1:1/nothing",
+        "SHOP_EVENTS_URL": "http://127.0.0.1:1",  # never reached: the shop database fails first
+    }
     done = subprocess.run(
         [sys.executable, "-m", "el.cli", "run", "--run-id", "broken-1"],
         capture_output=True,
@@ -71,3 +77,39 @@ def test_second_run_is_refused_and_bad_dates_rejected(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "--to is before --from" in bad.stderr
+
+
+def test_run_without_events_url_says_how_to_set_it(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    Simulator(settings.sources_root, SimConfig(scale=5)).advance(1)
+    env = {k: v for k, v in _env(settings).items() if k != "SHOP_EVENTS_URL"}
+    cmd = [sys.executable, "-m", "el.cli", "load"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 2
+    assert "SHOP_EVENTS_URL is not set" in done.stderr and "shopsim serve" in done.stderr
+    assert not settings.warehouse.exists(), "nothing is loaded before the configuration is known to work"
+
+
+def test_partial_parse_survives_a_new_run_id(tmp_path: Path) -> None:
+    """The run id reaches dbt through the environment: two runs' dbt calls reuse the parsed project."""
+    settings = settings_for(tmp_path)
+    mode = detect(settings.project_root)
+    for run_id in ("parse-1", "parse-2"):
+        PipelineRun(settings, mode, run_id, RunOptions(quiet=True))._dbt(["parse"])
+    log = (settings.log_dir / "dbt.log").read_text()
+    assert log.count("Unable to do partial parsing") == 1, "only the very first parse may be a full one"
+    assert "config vars" not in log
+
+
+def test_report_is_skipped_in_one_line_when_edr_packages_are_missing_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(tmp_path)
+    monkeypatch.setenv("SHOP_EDR_PACKAGES_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("SHOP_DBT_HUB_URL", "http://127.0.0.1:1")  # unreachable
+    run = PipelineRun(settings, Mode("full"), "edr-1", RunOptions())
+    result = run.step("elementary report", run.report)
+    assert result.status == "skipped"
+    assert "dbt_utils, elementary" in result.detail and "dbt deps" in result.detail
+    assert str(tmp_path / "empty") in result.detail and "\n" not in result.detail
+    assert not report_path(settings).exists() and str(report_path(settings)) not in result.detail

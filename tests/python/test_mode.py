@@ -12,6 +12,7 @@ from el.dbt import CORE_DIR, DbtRunner, core_project
 from el.mode import CORE_SKIPS, FULL_MODE_VAR, Mode, detect, missing_packages, required_packages
 from el.settings import Settings
 from tests.python.conftest import PROJECT_ROOT
+from tests.python.el_helpers import settings_for
 
 LOCKED = ["dbt_expectations", "elementary", "dbt_date", "dbt_utils"]
 
@@ -89,11 +90,11 @@ def test_core_project_is_rebuilt_idempotently(project: Path) -> None:
 
 def test_core_mode_parses_the_real_project_with_package_tests_disabled(tmp_path: Path) -> None:
     """dbt itself parses this repository in core mode; package tests land in the disabled set."""
-    settings = Settings(PROJECT_ROOT, tmp_path / "w.duckdb", tmp_path / "src")
+    settings = settings_for(tmp_path)
     runner = DbtRunner(settings, Mode("core", tuple(LOCKED), "offline", CORE_SKIPS))
     done = runner.run(["parse"], capture=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    manifest = json.loads((PROJECT_ROOT / "target" / "manifest.json").read_text())
+    manifest = json.loads((settings.target_dir / "manifest.json").read_text())
     enabled = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"]
     disabled = [n for nodes in manifest["disabled"].values() for n in nodes if n["resource_type"] == "test"]
     namespaces = {n["test_metadata"]["namespace"] for n in enabled if n.get("test_metadata")}

@@ -8,17 +8,17 @@ import pytest
 
 from el.dbt import DbtRunner
 from el.mode import detect
-from el.settings import Settings
 from tests.python.conftest import PROJECT_ROOT
+from tests.python.el_helpers import settings_for
 
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("parse")
-    settings = Settings(PROJECT_ROOT, tmp / "w.duckdb", tmp / "src")
+    settings = settings_for(tmp)
     done = DbtRunner(settings, detect(PROJECT_ROOT)).run(["parse"], capture=True)
     assert done.returncode == 0, done.stdout[-2000:]
-    return json.loads((PROJECT_ROOT / "target" / "manifest.json").read_text())
+    return json.loads((settings.target_dir / "manifest.json").read_text())
 
 
 def _own(manifest: dict, kind: str) -> list[dict]:

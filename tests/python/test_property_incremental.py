@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -14,12 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from el.dbt import DbtRunner
-from el.load import run_load
 from el.mode import detect
-from el.settings import Settings
 from shopsim import SimConfig, Simulator
 from shopsim.config import Rates
-from tests.python.el_helpers import settings_for
+from tests.python.el_helpers import load_sources, settings_for
 
 pytestmark = pytest.mark.slow
 
@@ -93,11 +92,11 @@ def test_incremental_equals_full_refresh_after_every_day(scenario: dict) -> None
         variables = {"lookback_days": scenario["lookback_days"]}
         for _ in range(scenario["days"]):
             sim.advance(1)
-            run_load(base)
+            load_sources(base)
             done = DbtRunner(base, mode).run(["build", "--quiet"], variables, capture=True)
             assert done.returncode == 0, done.stdout[-3000:]
             # rebuild a copy of the warehouse from raw and compare it with the incremental one
-            copy = Settings(base.project_root, Path(tmp) / "copy" / "warehouse.duckdb", base.sources_root)
+            copy = replace(base, warehouse=Path(tmp) / "copy" / "warehouse.duckdb")
             copy.warehouse.parent.mkdir(exist_ok=True)
             shutil.copy(base.warehouse, copy.warehouse)
             full = DbtRunner(copy, mode).run(["build", "--full-refresh", "--quiet"], variables, capture=True)

@@ -1,4 +1,7 @@
-"""The README's demo: simulate days of shop activity and run the whole pipeline after each day."""
+"""`shopsim demo` (what `make demo` runs): simulate days of shop activity, serve the simulated events
+API, and run the whole pipeline (`el run`) after each day. The pipeline knows nothing of the
+simulator: it reads the simulated shop database and file drops where the settings say, and the
+events API at the URL this demo passes in."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from el.load import new_run_id
 from el.mode import detect
 from el.pipeline import PipelineRun, RunOptions, report_path
 from el.settings import Settings
-from shopsim import SimConfig, Simulator
+from shopsim.api import EventsApi
+from shopsim.config import SimConfig
+from shopsim.simulator import Simulator
 
 
 def _reset(settings: Settings) -> None:
@@ -27,19 +32,26 @@ def run_demo(settings: Settings, days: int, scale: int, seed: int) -> int:
     for index in range(days):
         (day,) = simulator.advance(1)
         print(f"demo: simulated {day} ({index + 1}/{days})", flush=True)
-        run = PipelineRun(settings, mode, new_run_id(), RunOptions(quiet=index < days - 1))
-        results = run.execute()
+        with EventsApi(simulator.paths.events_db) as api:
+            options = RunOptions(quiet=index < days - 1, events_url=api.url)
+            run = PipelineRun(settings, mode, new_run_id(), options)
+            results = run.execute()
         print(run.summary(), flush=True)
         failed = failed or any(r.status == "failed" for r in results)
     docs = DbtRunner(settings, mode).run(["docs", "generate", "--static", "--quiet"])
+    docs_site, report = settings.target_dir / "static_index.html", report_path(settings)
     print()
     print(mode.summary())
     print(f"demo: warehouse          {settings.warehouse}")
     print("demo: load metrics       select * from el_meta.load_metrics / el_meta.pipeline_runs")
-    if docs.returncode == 0:
-        print(f"demo: dbt docs           {settings.project_root / 'target' / 'static_index.html'}")
-    if mode.full:
-        print(f"demo: Elementary report  {report_path(settings)}")
+    if docs.returncode == 0 and docs_site.exists():
+        print(f"demo: dbt docs           {docs_site}")
     else:
+        print("demo: dbt docs           not written (`dbt docs generate` failed, see above)")
+    if not mode.full:
         print("demo: Elementary report  not built in core mode (install the dbt packages with `dbt deps`)")
+    elif report.exists():
+        print(f"demo: Elementary report  {report}")
+    else:
+        print("demo: Elementary report  not written (see the `elementary report` step above)")
     return 1 if failed or docs.returncode != 0 else 0

@@ -1,0 +1,123 @@
+"""dbt-project-evaluator's rules, checked on our own models from the manifest of a `dbt parse`
+(into a temporary target): primary keys, public exposures, staging reads one source, descriptions,
+source freshness."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import pytest
+
+from el.dbt import DbtRunner
+from el.mode import detect
+from tests.python.conftest import PROJECT_ROOT
+from tests.python.el_helpers import settings_for
+
+# generic tests that assert a compound primary key (dbt_utils', dbt-expectations' or one of ours)
+COMBINATION_TESTS = ("unique_combination_of_columns", "unique_combination", "expect_compound_columns_to_be_unique")
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    settings = settings_for(tmp_path_factory.mktemp("conventions"))
+    done = DbtRunner(settings, detect(PROJECT_ROOT)).run(["parse"], capture=True)
+    assert done.returncode == 0, done.stdout[-2000:]
+    return json.loads((settings.target_dir / "manifest.json").read_text())
+
+
+def _own(manifest: dict, kind: str) -> list[dict]:
+    nodes = manifest["sources"] if kind == "source" else manifest["nodes"]
+    return [n for n in nodes.values() if n["resource_type"] == kind and n["package_name"] == "shop"]
+
+
+def _layer(node: dict) -> str:
+    return node["fqn"][1]
+
+
+def _generic_tests(manifest: dict) -> list[dict]:
+    """Generic tests, enabled or not (core mode disables the package ones; they still declare keys)."""
+    disabled = [n for nodes in manifest["disabled"].values() for n in nodes]
+    return [
+        n
+        for n in [*manifest["nodes"].values(), *disabled]
+        if n["resource_type"] == "test" and n.get("test_metadata") and n.get("attached_node")
+    ]
+
+
+def test_every_model_has_a_primary_key_test(manifest: dict) -> None:
+    checks: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    compound: set[str] = set()
+    for test in _generic_tests(manifest):
+        name, model = test["test_metadata"]["name"], test["attached_node"]
+        if name in ("unique", "not_null") and test.get("column_name"):
+            checks[model][test["column_name"]].add(name)
+        if any(key in name for key in COMBINATION_TESTS):
+            compound.add(model)
+    for node in _own(manifest, "model"):  # a contract's not_null constraint counts as a not_null test
+        for column, spec in node["columns"].items():
+            if any(c["type"] in ("not_null", "primary_key") for c in spec.get("constraints") or []):
+                checks[node["unique_id"]][column].add("not_null")
+    keyless = [
+        node["name"]
+        for node in _own(manifest, "model")
+        if node["unique_id"] not in compound
+        and not any(found >= {"unique", "not_null"} for found in checks[node["unique_id"]].values())
+    ]
+    assert keyless == []
+
+
+def test_exposures_depend_only_on_public_models(manifest: dict) -> None:
+    assert manifest["exposures"], "the project declares exposures"
+    private = [
+        (exposure["name"], parent)
+        for exposure in manifest["exposures"].values()
+        for parent in exposure["depends_on"]["nodes"]
+        if parent.startswith("model.") and manifest["nodes"][parent].get("access") != "public"
+    ]
+    assert private == []
+
+
+def test_staging_models_read_exactly_one_source_and_nothing_else(manifest: dict) -> None:
+    wrong = {
+        node["name"]: node["depends_on"]["nodes"]
+        for node in _own(manifest, "model")
+        if _layer(node) == "staging"
+        and (len(node["depends_on"]["nodes"]) != 1 or not node["depends_on"]["nodes"][0].startswith("source."))
+    }
+    assert wrong == {}
+
+
+def test_only_staging_models_read_sources(manifest: dict) -> None:
+    direct = {
+        node["name"]: [p for p in node["depends_on"]["nodes"] if p.startswith("source.")]
+        for node in _own(manifest, "model")
+        if _layer(node) != "staging"
+    }
+    assert {name: parents for name, parents in direct.items() if parents} == {}
+
+
+def test_every_model_source_and_column_is_described(manifest: dict) -> None:
+    missing = []
+    for node in _own(manifest, "model") + _own(manifest, "source"):
+        if not node["description"].strip():
+            missing.append(node["unique_id"])
+        missing += [f"{node['unique_id']}.{c}" for c, col in node["columns"].items() if not col["description"].strip()]
+    assert missing == []
+
+
+def test_every_source_column_is_declared(manifest: dict) -> None:
+    """dbt only knows the columns a YAML lists: a source table without columns documents nothing."""
+    assert [n["unique_id"] for n in _own(manifest, "source") if not n["columns"]] == []
+
+
+def test_every_source_table_has_freshness_or_a_reasoned_exemption(manifest: dict) -> None:
+    unchecked = []
+    for node in _own(manifest, "source"):
+        freshness = node.get("freshness") or {}
+        checked = bool(freshness.get("warn_after", {}).get("count") or freshness.get("error_after", {}).get("count"))
+        meta = {**(node.get("meta") or {}), **(node.get("config", {}).get("meta") or {})}
+        exempt = str(meta.get("freshness_exempt") or "").strip()
+        if not checked and not exempt:
+            unchecked.append(node["unique_id"])
+    assert unchecked == []
