@@ -26,6 +26,17 @@ class Settings:
             if getattr(self, name) is None:
                 object.__setattr__(self, name, self.project_root / folder)
 
+    def as_env(self) -> dict[str, str]:
+        """The environment that makes a child `el` process use these settings (inverse of from_env)."""
+        return {
+            "SHOP_PROJECT_ROOT": str(self.project_root),
+            "SHOP_WAREHOUSE": str(self.warehouse),
+            "SHOP_SOURCES": str(self.sources_root),
+            "SHOP_TARGET_DIR": str(self.target_dir),
+            "SHOP_LOG_DIR": str(self.log_dir),
+            "SHOP_DBT_CORE_DIR": str(self.core_dir),
+        }
+
     @classmethod
     def from_env(cls) -> Settings:
         root = Path(os.environ.get("SHOP_PROJECT_ROOT", PROJECT_ROOT)).resolve()

@@ -31,6 +31,11 @@ def settings_for(tmp_path: Path) -> Settings:
     )
 
 
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment of a child `el` process that uses `settings` (so it writes only under tmp)."""
+    return {**os.environ, **settings.as_env(), **extra}
+
+
 def wh(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         return conn.execute(sql).fetchall()

@@ -17,7 +17,7 @@ from el.mode import detect
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
 from shopsim.config import Rates
-from tests.python.el_helpers import SERVED, load_sources, settings_for, src, wh
+from tests.python.el_helpers import SERVED, env_for, load_sources, settings_for, src, wh
 
 pytestmark = pytest.mark.slow
 
@@ -35,13 +35,7 @@ def test_kill_9_during_load_then_rerun_loses_and_doubles_nothing(
     settings = settings_for(tmp_path)
     sim = Simulator(settings.sources_root, SimConfig(scale=40, rates=Rates(duplicate=0.1, bad_row=0.02)))
     sim.advance(2)
-    env = {
-        **os.environ,
-        "SHOP_WAREHOUSE": str(settings.warehouse),
-        "SHOP_SOURCES": str(settings.sources_root),
-        "SHOP_EVENTS_PAGE_SIZE": "25",
-        "SHOP_EVENTS_LAG_HOURS": "0",
-    }
+    env = env_for(settings, SHOP_EVENTS_PAGE_SIZE="25", SHOP_EVENTS_LAG_HOURS="0")
     with EventsApi(sim.paths.events_db) as api:
         api.server.delay = 0.02
         env["SHOP_EVENTS_URL"] = api.url

@@ -16,7 +16,7 @@ from el.lock import AlreadyRunningError, exclusive
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
 from shopsim.config import Rates
-from tests.python.el_helpers import SERVED, latest, load_sources, settings_for, src, wh
+from tests.python.el_helpers import SERVED, env_for, latest, load_sources, settings_for, src, wh
 
 SHOP_TABLES = {
     "customers": ("customer_id", "customer_id, tier, updated_at"),
@@ -226,14 +226,11 @@ def test_concurrent_load_is_refused_and_warehouse_intact(demo) -> None:
     with exclusive(settings.warehouse, "test holder"):
         with pytest.raises(AlreadyRunningError, match="refused: test holder"):
             load_sources(settings)
-        env = {"SHOP_WAREHOUSE": str(settings.warehouse), "SHOP_SOURCES": str(settings.sources_root)}
-        import os
-
         done = subprocess.run(
             [sys.executable, "-m", "el.cli", "load"],
             capture_output=True,
             text=True,
-            env={**os.environ, **env},
+            env=env_for(settings),
             check=False,
         )
         assert done.returncode == 2 and "refused" in done.stderr

@@ -15,14 +15,13 @@ import pytest
 from el.lock import exclusive
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
-from tests.python.el_helpers import settings_for, wh
+from tests.python.el_helpers import env_for, settings_for, wh
 
 pytestmark = pytest.mark.slow
 
 
 def _env(settings, **extra: str) -> dict[str, str]:
-    return {**os.environ, "SHOP_WAREHOUSE": str(settings.warehouse), "SHOP_SOURCES": str(settings.sources_root),
-            "PYTHONPATH": str(Path(__file__).resolve().parents[2]), **extra}  # fmt: skip
+    return env_for(settings, PYTHONPATH=str(Path(__file__).resolve().parents[2]), **extra)
 
 
 def _el(settings, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,13 +12,13 @@ from el.lock import exclusive
 from el.mode import Mode, detect
 from el.pipeline import PipelineRun, RunOptions, report_path
 from shopsim import SimConfig, Simulator
-from tests.python.el_helpers import demo_events_url, settings_for, wh
+from tests.python.el_helpers import demo_events_url, env_for, settings_for, wh
 
 pytestmark = pytest.mark.slow
 
 
 def _env(settings) -> dict[str, str]:
-    return {**os.environ, "SHOP_WAREHOUSE": str(settings.warehouse), "SHOP_SOURCES": str(settings.sources_root)}
+    return env_for(settings)
 
 
 def test_run_records_every_step_under_one_run_id(tmp_path: Path) -> None:
