@@ -42,7 +42,7 @@ final as (
         session_start_at,
         session_end_at,
         cast(session_start_at as date) as session_date,
-        {{ dbt.datediff('session_start_at', 'session_end_at', 'second') }} as duration_seconds,  -- noqa: LT05
+        cast(floor({{ epoch_seconds_between('session_start_at', 'session_end_at') }}) as bigint) as duration_seconds,
         event_count,
         page_views,
         add_to_carts,
