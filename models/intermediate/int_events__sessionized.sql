@@ -57,7 +57,7 @@ events as {{ not_materialized() }} (
         left join stored
             on
                 earliest_changes.user_id = stored.user_id
-                and stored.event_at < earliest_changes.changed_from
+                and earliest_changes.changed_from > stored.event_at
         group by earliest_changes.user_id
     ),
 

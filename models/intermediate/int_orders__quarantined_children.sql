@@ -16,8 +16,8 @@ children as (
     select
         'order_items' as source_table,
         order_items.order_id,
-        {{ record_json(['order_item_id', 'order_id', 'product_id', 'quantity', 'unit_price', 'created_at', 'updated_at'],
-            'order_items') }} as raw_record,
+        {{ record_json(['order_item_id', 'order_id', 'product_id', 'quantity', 'unit_price', 'created_at',
+            'updated_at'], 'order_items') }} as raw_record,
         order_items._extracted_at
     from order_items
     inner join quarantined on order_items.order_id = quarantined.order_id

@@ -9,13 +9,19 @@ events as {{ not_materialized() }} (
     select * from {{ ref('int_events__sessionized') }}
 ),
 
+{% if is_incremental() %}
+    -- users with sessionized events written since this model's last build
+    touched_users as (
+        select distinct touched.user_id
+        from events as touched
+        where touched._watermark > (select max(previous_build._watermark) from {{ this }} as previous_build)
+    ),
+{% endif %}
+
 events_in_scope as (
     select * from events
     {% if is_incremental() %}
-        where user_id in (
-            select touched.user_id from events as touched
-            where touched._watermark > (select max(previous_build._watermark) from {{ this }} as previous_build)
-        )
+        where user_id in (select touched_users.user_id from touched_users)
     {% endif %}
 ),
 
