@@ -12,8 +12,9 @@ orders as (
 from_orders as (
     select
         order_date,
-        count(*) as orders_placed,
-        sum(order_amount) as gross_revenue,
+        -- deleted orders count in no aggregate (their date keeps a row)
+        sum(case when not is_deleted then 1 else 0 end) as orders_placed,
+        sum(case when not is_deleted then order_amount else 0 end) as gross_revenue,
         sum(case when not is_cancelled and not is_deleted then order_amount else 0 end) as net_revenue
     from orders
     group by order_date

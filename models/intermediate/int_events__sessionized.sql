@@ -103,7 +103,8 @@ flagged as (
         *,
         case
             when previous_event_at is null then 1
-            when {{ dbt.datediff('previous_event_at', 'event_at', 'second') }}
+            -- elapsed time, not second boundaries: a 1,799.2 s gap stays in the session
+            when {{ epoch_seconds_between('previous_event_at', 'event_at') }}
                 >= {{ var('session_inactivity_minutes') }} * 60 then 1
             else 0
         end as is_session_start

@@ -18,8 +18,10 @@ customer_orders as (
         min(ordered_at) as first_order_at,
         max(ordered_at) as last_order_at,
         count(*) as lifetime_orders,
-        sum(case when order_status <> 'cancelled' and not is_deleted then order_amount else 0 end) as lifetime_revenue
+        sum(case when order_status <> 'cancelled' then order_amount else 0 end) as lifetime_revenue
     from orders
+    -- deleted orders count in no aggregate
+    where not is_deleted
     group by customer_id
 ),
 

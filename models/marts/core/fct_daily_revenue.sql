@@ -22,13 +22,15 @@ orders_in_scope as (
 daily as (
     select
         order_date as revenue_date,
-        count(*) as orders_placed,
-        cast(sum(case when order_status = 'cancelled' then 1 else 0 end) as bigint) as orders_cancelled,
-        count(distinct customer_id) as customers,
-        cast(sum(items_quantity) as bigint) as units_sold,
-        sum(order_amount) as gross_revenue,
-        sum(case when order_status <> 'cancelled' and not is_deleted then order_amount else 0 end) as net_revenue,
-        sum(paid_amount) as paid_amount
+        cast(sum(case when not is_deleted then 1 else 0 end) as bigint) as orders_placed,
+        cast(sum(case when not is_deleted and order_status = 'cancelled' then 1 else 0 end) as bigint)
+            as orders_cancelled,
+        count(distinct case when not is_deleted then customer_id end) as customers,
+        cast(sum(case when not is_deleted then items_quantity else 0 end) as bigint) as units_sold,
+        sum(case when not is_deleted then order_amount else 0 end) as gross_revenue,
+        sum(case when not is_deleted and order_status <> 'cancelled' then order_amount else 0 end) as net_revenue,
+        sum(case when not is_deleted then paid_amount else 0 end) as paid_amount
+    -- deleted orders keep their date's row (so an incremental run rewrites it) but count in no figure
     from orders_in_scope
     group by order_date
 ),

@@ -23,8 +23,10 @@ final as (
         orders.order_status,
         order_items.quantity,
         order_items.unit_price,
-        order_items.line_amount
+        order_items.line_amount,
+        orders.is_deleted
     from order_items
+    -- lines of an order that is not in staging (quarantined in the rejects) are left out
     inner join orders on order_items.order_id = orders.order_id
     left join products on order_items.product_id = products.product_id
 )

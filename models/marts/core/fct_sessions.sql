@@ -10,7 +10,7 @@ events as {{ not_materialized() }} (
 ),
 
 {% if is_incremental() %}
-    -- users with an event sessionized since this model's last build
+    -- users with sessionized events written since this model's last build
     touched_users as (
         select distinct touched.user_id
         from events as touched
@@ -48,7 +48,7 @@ final as (
         session_start_at,
         session_end_at,
         cast(session_start_at as date) as session_date,
-        {{ dbt.datediff('session_start_at', 'session_end_at', 'second') }} as duration_seconds,  -- noqa: LT05
+        cast(floor({{ epoch_seconds_between('session_start_at', 'session_end_at') }}) as bigint) as duration_seconds,
         event_count,
         page_views,
         add_to_carts,

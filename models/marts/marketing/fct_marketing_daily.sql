@@ -1,4 +1,12 @@
-{{ config(materialized='incremental', unique_key='spend_date', incremental_strategy='delete+insert') }}
+{#- Incremental on touched dates (delete+insert by spend_date). A restated file can remove a
+    (spend_date, channel) altogether, which no recomputed date would overwrite: the pre-hook deletes
+    the stored rows whose (spend_date, channel) no longer has any spend in staging. -#}
+{{ config(
+    materialized='incremental',
+    unique_key='spend_date',
+    incremental_strategy='delete+insert',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where (spend_date, channel) not in (select spend_date, channel from {{ ref('stg_marketing__spend') }}){% endif %}",
+) }}
 
 with
 
@@ -25,7 +33,13 @@ channels as (
 {% endif %}
 
 spend_in_scope as (
-    select * from spend
+    select
+        *,
+        -- two files with the same (spend_date, channel, campaign): the most recently loaded file wins
+        row_number() over (
+            partition by spend_date, channel, campaign order by _extracted_at desc, _dlt_load_id desc, file_name desc
+        ) as file_rank
+    from spend
     {% if is_incremental() %}
         where spend_date in (select touched.touched_date from touched)
     {% endif %}
@@ -40,6 +54,7 @@ channel_spend as (
         cast(sum(clicks) as bigint) as clicks,
         cast(sum(conversions) as bigint) as conversions
     from spend_in_scope
+    where file_rank = 1
     group by spend_date, channel
 ),
 

@@ -4,8 +4,10 @@ customers as (
     select * from {{ ref('stg_shop__customers') }}
 ),
 
+-- deleted orders count in no feature (as_of_date included)
 orders as (
     select * from {{ ref('int_orders__totals') }}
+    where not is_deleted
 ),
 
 events as (

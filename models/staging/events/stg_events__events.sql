@@ -12,19 +12,21 @@ source_rows as (
 renamed as (
     select
         event_id,
-        cast(user_id as integer) as user_id,
+        {{ safe_cast('user_id', 'bigint') }} as user_id,
         session_id as source_session_id,
         event_type,
-        cast(event_timestamp as timestamp) as event_at,
-        cast(event_timestamp as date) as event_date,
-        cast(received_at as timestamp) as received_at,
+        {{ safe_cast('event_timestamp', 'timestamp') }} as event_at,
+        cast({{ safe_cast('event_timestamp', 'timestamp') }} as date) as event_date,
+        {{ safe_cast('received_at', 'timestamp') }} as received_at,
         {{ json_extract_string('properties', 'page') }} as page_path,
-        cast({{ json_extract_string('properties', 'product_id') }} as integer) as product_id,
-        cast({{ json_extract_string('properties', 'value') }} as decimal(12, 2)) as event_value,
+        {{ safe_cast(json_extract_string('properties', 'product_id'), 'integer') }} as product_id,
+        {{ safe_cast(json_extract_string('properties', 'value'), 'decimal(12, 2)') }} as event_value,
         cast({{ column_or_null(source('events', 'events'), 'app_version') }} as {{ dbt.type_string() }}) as app_version,
         _extracted_at,
         _dlt_load_id
     from source_rows
+    -- a value that does not fit its type sends the event to stg_events__cast_rejects instead
+    where not {{ any_cast_failed(cast_checks('events')) }}
 ),
 
 -- at-least-once delivery: keep the first delivery of every event id

@@ -11,20 +11,22 @@ source_rows as (
 
 renamed as (
     select
-        cast(customer_id as integer) as customer_id,
+        {{ safe_cast('customer_id', 'integer') }} as customer_id,
         lower(email) as email,
         first_name,
         last_name,
         upper(country_code) as country_code,
         lower(tier) as customer_tier,
-        cast(created_at as timestamp) as created_at,
-        cast(updated_at as timestamp) as updated_at,
-        cast(deleted_at as timestamp) as deleted_at,
+        {{ safe_cast('created_at', 'timestamp') }} as created_at,
+        {{ safe_cast('updated_at', 'timestamp') }} as updated_at,
+        {{ safe_cast('deleted_at', 'timestamp') }} as deleted_at,
         deleted_at is not null as is_deleted,
-        cast({{ column_or_null(source('shop', 'customers'), 'loyalty_points') }} as integer) as loyalty_points,
+        {{ safe_cast(column_or_null(source('shop', 'customers'), 'loyalty_points'), 'integer') }} as loyalty_points,
         _extracted_at,
         _dlt_load_id
     from source_rows
+    -- a value that does not fit its type sends the row to stg_shop__cast_rejects instead
+    where not {{ any_cast_failed(cast_checks('customers')) }}
 ),
 
 latest as (
@@ -33,7 +35,7 @@ latest as (
         'customer_id',
         ['customer_id', 'email', 'first_name', 'last_name', 'country_code', 'customer_tier', 'created_at',
          'updated_at', 'deleted_at', 'is_deleted', 'loyalty_points', '_extracted_at', '_dlt_load_id'],
-        'updated_at desc, _extracted_at desc',
+        '_extracted_at desc, _dlt_load_id desc',
         drift_columns=['loyalty_points']
     ) }}
 )

@@ -11,16 +11,18 @@ source_rows as (
 
 renamed as (
     select
-        cast(payment_id as integer) as payment_id,
-        cast(order_id as integer) as order_id,
+        {{ safe_cast('payment_id', 'integer') }} as payment_id,
+        {{ safe_cast('order_id', 'integer') }} as order_id,
         lower(method) as payment_method,
-        cast(amount as decimal(12, 2)) as amount,
+        {{ safe_cast('amount', 'decimal(12, 2)') }} as amount,
         lower(status) as payment_status,
-        cast(created_at as timestamp) as created_at,
-        cast(updated_at as timestamp) as updated_at,
+        {{ safe_cast('created_at', 'timestamp') }} as created_at,
+        {{ safe_cast('updated_at', 'timestamp') }} as updated_at,
         _extracted_at,
         _dlt_load_id
     from source_rows
+    -- a value that does not fit its type sends the row to stg_shop__cast_rejects instead
+    where not {{ any_cast_failed(cast_checks('payments')) }}
 ),
 
 latest as (
@@ -29,7 +31,7 @@ latest as (
         'payment_id',
         ['payment_id', 'order_id', 'payment_method', 'amount', 'payment_status', 'created_at', 'updated_at',
          '_extracted_at', '_dlt_load_id'],
-        'updated_at desc, _extracted_at desc'
+        '_extracted_at desc, _dlt_load_id desc'
     ) }}
 )
 

@@ -11,18 +11,20 @@ source_rows as (
 
 renamed as (
     select
-        cast(product_id as integer) as product_id,
+        {{ safe_cast('product_id', 'integer') }} as product_id,
         sku,
         name as product_name,
         lower(category) as product_category,
-        cast(price as decimal(12, 2)) as unit_price,
-        cast(created_at as timestamp) as created_at,
-        cast(updated_at as timestamp) as updated_at,
-        cast(deleted_at as timestamp) as deleted_at,
+        {{ safe_cast('price', 'decimal(12, 2)') }} as unit_price,
+        {{ safe_cast('created_at', 'timestamp') }} as created_at,
+        {{ safe_cast('updated_at', 'timestamp') }} as updated_at,
+        {{ safe_cast('deleted_at', 'timestamp') }} as deleted_at,
         deleted_at is not null as is_deleted,
         _extracted_at,
         _dlt_load_id
     from source_rows
+    -- a value that does not fit its type sends the row to stg_shop__cast_rejects instead
+    where not {{ any_cast_failed(cast_checks('products')) }}
 ),
 
 latest as (
@@ -31,7 +33,7 @@ latest as (
         'product_id',
         ['product_id', 'sku', 'product_name', 'product_category', 'unit_price', 'created_at', 'updated_at',
          'deleted_at', 'is_deleted', '_extracted_at', '_dlt_load_id'],
-        'updated_at desc, _extracted_at desc'
+        '_extracted_at desc, _dlt_load_id desc'
     ) }}
 )
 

@@ -1,0 +1,13 @@
+{{ config(materialized='view') }}
+
+with
+
+cast_failures as (
+    {{ cast_rejects(source('marketing', 'spend'), 'spend', cast_checks('spend')) }}
+),
+
+deduplicated as (
+    {{ deduplicated_rejects('cast_failures') }}
+)
+
+select * from deduplicated
