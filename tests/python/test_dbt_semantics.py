@@ -18,12 +18,11 @@ import duckdb
 import pytest
 
 from el.dbt import DbtRunner
-from el.load import run_load
 from el.mode import detect
 from el.settings import Settings
 from shopsim import SimConfig, Simulator
 from shopsim.config import Rates
-from tests.python.el_helpers import settings_for, wh
+from tests.python.el_helpers import load_sources, settings_for, wh
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +40,7 @@ class World:
         return done.stdout
 
     def load_and_build(self, *extra: str) -> str:
-        run_load(self.settings)
+        load_sources(self.settings)
         return self.build(*extra)
 
     def shop(self, sql: str, params: tuple = ()) -> list[tuple]:
@@ -265,7 +264,7 @@ def test_children_of_quarantined_orders_are_rejects_not_orphans(world: World) ->
     world.raw(f"delete from main_staging.stg_shop__orders where order_id = {order_id}")  # as if never valid
     world.shop("update orders set customer_id = null, updated_at = ? where order_id = ?", (f"{day} 23:30:00", order_id))
     world.build("--quiet", "--full-refresh")
-    run_load(world.settings)
+    load_sources(world.settings)
     world.raw(f"delete from raw_shop.orders where order_id = {order_id}")  # only the quarantined version is left
     output = world.build("--full-refresh")
     lines = world.q(f"select count(*) from main_staging.stg_shop__order_items where order_id = {order_id}")[0][0]
