@@ -23,7 +23,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -769,13 +769,21 @@ def _same(expected: Any, actual: Any) -> bool:
 
 
 def warehouse_marts(warehouse: Path, schema: str = "main_marts") -> Marts:
-    marts: Marts = {}
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
+    """Every mart of the warehouse by its key; a mart that cannot be read is one row saying why."""
+    marts: Marts = {mart: {} for mart in MART_KEYS}
+    try:
+        conn = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error as exc:
+        return {mart: {("<unreadable>",): {"error": str(exc).splitlines()[0]}} for mart in MART_KEYS}
+    with conn:
         for mart, key in MART_KEYS.items():
-            cursor = conn.execute(f"select * from {schema}.{mart}")
+            try:
+                cursor = conn.execute(f"select * from {schema}.{mart}")
+            except duckdb.Error as exc:
+                marts[mart] = {("<unreadable>",): {"error": str(exc).splitlines()[0]}}
+                continue
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, (normalise(v) for v in values), strict=True)) for values in cursor.fetchall()]
-            marts[mart] = {}
             for row in rows:
                 marts[mart].setdefault(tuple(row[k] for k in key), row)
             duplicates = len(rows) - len(marts[mart])
@@ -792,6 +800,8 @@ def _show(row: Mapping[str, Any] | None, columns: Iterable[str]) -> str:
 
 def diff_mart(mart: str, expected: Mapping[Any, Row], actual: Mapping[Any, Row], limit: int = 20) -> list[str]:
     """Readable differences of one mart: the first `limit` differing keys with both versions."""
+    if ("<unreadable>",) in actual:
+        return [f"  {mart} cannot be read: {actual[('<unreadable>',)]['error']}"]
     columns = sorted({c for r in expected.values() for c in r} | {c for r in actual.values() for c in r})
     columns = [c for c in columns if c not in IGNORED_COLUMNS]
     problems = []
@@ -801,7 +811,8 @@ def diff_mart(mart: str, expected: Mapping[Any, Row], actual: Mapping[Any, Row],
             bad = [c for c in columns if c not in want or c not in got or not _same(want[c], got[c])]
             if not bad:
                 continue
-            problems.append(f"  {mart} {key}: oracle {_show(want, bad)}\n  {' ' * len(mart)} {key}: mart   {_show(got, bad)}")
+            pad = " " * len(mart)
+            problems.append(f"  {mart} {key}: oracle {_show(want, bad)}\n  {pad} {key}: mart   {_show(got, bad)}")
         elif want is None:
             problems.append(f"  {mart} {key}: only in the mart: {_show(got, columns)}")
         else:
@@ -886,13 +897,18 @@ def _reject_identity(source: str, table: str, record: Row, location: str) -> tup
 def check_accounting(warehouse: Path, staged: Staged, sources: Sources) -> list[str]:
     """Every source row is a staging input (its key in main_staging.stg_*) or a reject with a reason, exactly once."""
     problems: list[str] = []
+    if not warehouse.exists():
+        return [f"no warehouse at {warehouse}"]
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        stg = {
-            table: {k for (k,) in conn.execute(f"select {PRIMARY_KEYS[table]} from main_staging.stg_shop__{table}").fetchall()}
-            for table in SHOP_TABLES
-        }
-        stg_events = {k for (k,) in conn.execute("select event_id from main_staging.stg_events__events").fetchall()}
-        stg_spend = set(conn.execute("select spend_date, channel, campaign from main_staging.stg_marketing__spend").fetchall())
+        def keys(sql: str) -> set[Any]:
+            return {r[0] if len(r) == 1 else r for r in conn.execute(sql).fetchall()}
+
+        try:
+            stg = {t: keys(f"select {PRIMARY_KEYS[t]} from main_staging.stg_shop__{t}") for t in SHOP_TABLES}
+            stg_events = keys("select event_id from main_staging.stg_events__events")
+            stg_spend = keys("select spend_date, channel, campaign from main_staging.stg_marketing__spend")
+        except duckdb.Error as exc:
+            return [f"staging cannot be read: {str(exc).splitlines()[0]}"]
         try:
             cursor = conn.execute(f"select {', '.join(REJECT_COLUMNS)} from main_marts.fct_rejects")
         except duckdb.Error as exc:

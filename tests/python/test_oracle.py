@@ -60,6 +60,7 @@ class Scenario:
     days: int
     lookback_days: int = 1
     handmade: bool = True
+    bad_payment: bool = True  # the payment amount 'abc' (off: to see what the rest of a scenario finds)
     hard_deleted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     spend_load_order: dict[str, int] = field(default_factory=dict)
     file_hashes: dict[str, str] = field(default_factory=dict)
@@ -146,6 +147,8 @@ class Scenario:
             returned = self.pick_order(conn)
             stamp = fmt(day_start(day) + dt.timedelta(hours=23, minutes=50))
             conn.execute("update orders set status = 'returned', updated_at = ? where order_id = ?", [stamp, returned])
+            if not self.bad_payment:
+                return
             paid = self.pick_order(conn)
             (payment_id,) = conn.execute("select max(payment_id) + 1 from payments").fetchone()
             conn.execute(
@@ -189,7 +192,9 @@ class Scenario:
         with self.shop() as conn:
             order_id = self.pick_order(conn, "shipped") if self._has(conn, "shipped") else self.pick_order(conn)
             stamp = fmt(day_start(day) + dt.timedelta(hours=12))
-            conn.execute("update orders set deleted_at = ?, updated_at = ? where order_id = ?", [stamp, stamp, order_id])
+            conn.execute(
+                "update orders set deleted_at = ?, updated_at = ? where order_id = ?", [stamp, stamp, order_id]
+            )
 
     def _has(self, conn: sqlite3.Connection, status: str) -> bool:
         rows = conn.execute(
