@@ -900,20 +900,23 @@ def check_accounting(warehouse: Path, staged: Staged, sources: Sources) -> list[
     if not warehouse.exists():
         return [f"no warehouse at {warehouse}"]
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        def keys(sql: str) -> set[Any]:
-            return {r[0] if len(r) == 1 else r for r in conn.execute(sql).fetchall()}
+        def keys(sql: str) -> set[Any] | None:
+            try:
+                return {r[0] if len(r) == 1 else r for r in conn.execute(sql).fetchall()}
+            except duckdb.Error as exc:
+                problems.append(f"staging cannot be read: {str(exc).splitlines()[0]}")
+                return None
 
-        try:
-            stg = {t: keys(f"select {PRIMARY_KEYS[t]} from main_staging.stg_shop__{t}") for t in SHOP_TABLES}
-            stg_events = keys("select event_id from main_staging.stg_events__events")
-            stg_spend = keys("select spend_date, channel, campaign from main_staging.stg_marketing__spend")
-        except duckdb.Error as exc:
-            return [f"staging cannot be read: {str(exc).splitlines()[0]}"]
+        stg = {t: keys(f"select {PRIMARY_KEYS[t]} from main_staging.stg_shop__{t}") for t in SHOP_TABLES}
+        stg_events = keys("select event_id from main_staging.stg_events__events")
+        stg_spend = keys("select spend_date, channel, campaign from main_staging.stg_marketing__spend")
         try:
             cursor = conn.execute(f"select {', '.join(REJECT_COLUMNS)} from main_marts.fct_rejects")
-        except duckdb.Error as exc:
-            return [f"main_marts.fct_rejects cannot be read: {str(exc).splitlines()[0]}"]
-        rejects = [dict(zip(REJECT_COLUMNS, r, strict=True)) for r in cursor.fetchall()]
+            rejects = [dict(zip(REJECT_COLUMNS, r, strict=True)) for r in cursor.fetchall()]
+            readable = True
+        except duckdb.Error as exc:  # staging is still checked
+            problems.append(f"main_marts.fct_rejects cannot be read: {str(exc).splitlines()[0]}")
+            rejects, readable = [], False
 
     seen: dict[tuple[Any, ...], int] = defaultdict(int)
     by_identity: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
@@ -937,6 +940,8 @@ def check_accounting(warehouse: Path, staged: Staged, sources: Sources) -> list[
         if account.staged != in_stg:
             where = "missing from" if account.staged else "unexpectedly in"
             problems.append(f"{account.label}: {where} staging")
+        if not readable:
+            return
         if not account.codes and codes:
             problems.append(f"{account.label}: fit, yet rejected with {codes}")
         if account.codes and not codes:
@@ -952,6 +957,9 @@ def check_accounting(warehouse: Path, staged: Staged, sources: Sources) -> list[
     }
     for table, source in sources.shop.items():
         key = PRIMARY_KEYS[table]
+        table_keys = stg[table]
+        if table_keys is None:
+            continue
         for row in source.rows:
             codes = rejected_rows.get((table, id(row)), set())
             pk = _int_or_none(row.get(key))
@@ -960,15 +968,15 @@ def check_accounting(warehouse: Path, staged: Staged, sources: Sources) -> list[
             if child:
                 codes = codes | {"parent_quarantined"}
             account = Account(label, codes, staged=(not codes) or child)
-            expect(("shop_db", table, pk, _stamp_of(row.get("updated_at"))), account, pk in stg[table])
+            expect(("shop_db", table, pk, _stamp_of(row.get("updated_at"))), account, pk in table_keys)
         for row in source.deleted:
             pk = row[key]
-            if pk not in stg[table]:
+            if pk not in table_keys:
                 problems.append(f"shop_db.{table} {key}={pk}: hard-deleted, must stay in staging flagged deleted")
 
     # events: every served delivery (immutable records: rejects match deliveries one to one)
     rejected_events = {id(row): codes for row, codes in staged.events.rejected}
-    for row in sources.deliveries:
+    for row in sources.deliveries if stg_events is not None else []:
         codes = rejected_events.get(id(row), set())
         label = f"events_api.events event_id={row.get('event_id')} received_at={row.get('received_at')}"
         identity = (
@@ -979,11 +987,11 @@ def check_accounting(warehouse: Path, staged: Staged, sources: Sources) -> list[
         )
         fit_elsewhere = row.get("event_id") in staged.events.events
         account = Account(label, codes, staged=not codes or fit_elsewhere)
-        expect(identity, account, row.get("event_id") in stg_events)
+        expect(identity, account, row.get("event_id") in (stg_events or set()))
 
     # spend: every line of the current version of every file
     rejected_lines = {id(line): codes for line, codes in staged.spend.rejected}
-    for line in sources.spend_lines:
+    for line in sources.spend_lines if stg_spend is not None else []:
         codes = rejected_lines.get(id(line), set())
         v = line.values
         label = f"marketing_files {line.file_name} line {line.line}"
@@ -994,14 +1002,16 @@ def check_accounting(warehouse: Path, staged: Staged, sources: Sources) -> list[
         found = by_identity.get(("marketing_files", line.file_name, line.line), [])
         current = [r for r in found if _record(r["raw_record"]).get("spend") == v.get("spend")]
         matched.update(id(r) for r in found)
+        if not codes and key not in (stg_spend or set()):
+            problems.append(f"{label}: fit, yet {key} missing from stg_marketing__spend")
+        if not readable:
+            continue
         if codes and not current:
             problems.append(f"{label}: breaks {sorted(codes)}, yet not in fct_rejects")
         if codes and current and not {r["reason_code"] for r in current} <= codes:
             problems.append(f"{label}: rejected with {[r['reason_code'] for r in current]}, expected {sorted(codes)}")
         if not codes and current:
             problems.append(f"{label}: fit, yet rejected with {[r['reason_code'] for r in current]}")
-        if not codes and key not in stg_spend:
-            problems.append(f"{label}: fit, yet {key} missing from stg_marketing__spend")
 
     # rejects that belong to no source row at all (shop and spend rejects may be earlier versions of a row)
     files = {line.file_name for line in sources.spend_lines}

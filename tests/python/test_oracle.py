@@ -60,7 +60,9 @@ class Scenario:
     days: int
     lookback_days: int = 1
     handmade: bool = True
-    bad_payment: bool = True  # the payment amount 'abc' (off: to see what the rest of a scenario finds)
+    # hand-made inputs to leave out ("abc_payment", "x12", "returned"): to see what the rest of a scenario
+    # finds while one bad value still stops the pipeline
+    leave_out: frozenset[str] = frozenset()
     hard_deleted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     spend_load_order: dict[str, int] = field(default_factory=dict)
     file_hashes: dict[str, str] = field(default_factory=dict)
@@ -132,7 +134,8 @@ class Scenario:
         day = self.day(index)
         if index == 0:
             self.returned_and_bad_payment(day)
-            self.add_events(day, [("x12", day_start(day) + dt.timedelta(hours=9)), ("1900", dt.datetime(1900, 1, 1))])
+            kinds = [("x12", day_start(day) + dt.timedelta(hours=9)), ("1900", dt.datetime(1900, 1, 1))]
+            self.add_events(day, [k for k in kinds if k[0] not in self.leave_out])
         elif index == 1:
             self.ship(day)
         elif index == 2:
@@ -146,8 +149,11 @@ class Scenario:
         with self.shop() as conn:
             returned = self.pick_order(conn)
             stamp = fmt(day_start(day) + dt.timedelta(hours=23, minutes=50))
-            conn.execute("update orders set status = 'returned', updated_at = ? where order_id = ?", [stamp, returned])
-            if not self.bad_payment:
+            if "returned" not in self.leave_out:
+                conn.execute(
+                    "update orders set status = 'returned', updated_at = ? where order_id = ?", [stamp, returned]
+                )
+            if "abc_payment" in self.leave_out:
                 return
             paid = self.pick_order(conn)
             (payment_id,) = conn.execute("select max(payment_id) + 1 from payments").fetchone()
@@ -323,6 +329,7 @@ def test_the_scenario_is_harsh(harsh: dict[str, Any]) -> None:
     assert {"out_of_range", "type_drift", "malformed_JSON", "unknown_value"} <= codes
     assert {c for _, cs in staged.shop.rejected["payments"] for c in cs} >= {"type_drift"}
     assert any(o["status"] == "returned" for o in staged.shop.fit["orders"].values())
+    assert "oracle-x12" not in staged.events.events and "oracle-2099" not in staged.events.events
     assert len(scenario.hard_deleted) == 2 and "spend_partner_2025-12-31.csv" in scenario.spend_load_order
 
 
