@@ -282,7 +282,7 @@ def _message(differences: dict[str, list[str]], accounting: list[str] | None = N
 def harsh(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("oracle")
     scenario = Scenario(
-        settings_for(tmp), SimConfig(seed=7, scale=25, max_late_days=4, drift_day=2, rates=HARSH), days=4
+        settings_for(tmp), SimConfig(seed=7, scale=20, max_late_days=4, drift_day=2, rates=HARSH), days=4
     )
     clock = time.perf_counter()
     scenario.play()
