@@ -58,11 +58,12 @@
     end as reason
 {% endmacro %}
 
-{% macro cast_rejects(source_relation, source_table, checks) %}
+{% macro cast_rejects(source_name, source_relation, source_table, checks) %}
     {#- dbt-level rejects of one raw table: its rows where a cast of `checks` fails (they are left out
-        of the staging model), deduplicated like the el/ rejects. -#}
+        of the staging model), deduplicated like the el/ rejects. `source_name` is the el/ source the
+        rows came from (shop_db, events_api, marketing_files). -#}
     select
-        'dbt' as source_name,
+        '{{ source_name }}' as source_name,
         '{{ source_table }}' as source_table,
         {{ cast_reject_columns(checks) }},
         {{ record_json(business_columns(source_relation)) }} as raw_record,

@@ -34,7 +34,7 @@ children as (
 
 as_rejects as (
     select
-        'dbt' as source_name,
+        'shop_db' as source_name,
         source_table,
         'parent_quarantined' as reason_code,
         {{ dbt.concat(["'parent orders row '", dbt.cast('order_id', dbt.type_string()), "' is quarantined'"]) }}

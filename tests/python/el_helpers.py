@@ -50,10 +50,10 @@ def src(path: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 def latest(table: str, key: str, columns: str) -> str:
-    """Raw after dedup: the latest extracted version per key."""
+    """Raw after dedup: the latest extracted version per key (a back-dated update is still the newest state)."""
     return (
         f"select {columns} from {table} "
-        f"qualify row_number() over (partition by {key} order by updated_at desc, _extracted_at desc) = 1"
+        f"qualify row_number() over (partition by {key} order by _extracted_at desc, _dlt_load_id desc) = 1"
     )
 
 

@@ -487,6 +487,7 @@ def _order_items(staged: Staged, orders: Mapping[int, Row]) -> dict[int, Row]:
             "quantity": i["quantity"],
             "unit_price": i["unit_price"],
             "line_amount": cents(i["quantity"] * i["unit_price"]),
+            "is_deleted": order["is_deleted"],  # a line of a deleted order stays, flagged
         }
     return rows
 

@@ -210,7 +210,9 @@ def test_values_that_do_not_fit_go_to_the_rejects_instead_of_failing(world: Worl
     ) == [("big_user", 3_000_000_000)]
     rejects = world.q(
         "select source_table, reason_code, json_extract_string(raw_record, '$.event_id') from main_marts.fct_rejects "
-        "where source_name = 'dbt' and reason_code <> 'parent_quarantined' order by all"
+        "where reject_id in (select reject_id from main_staging.stg_events__cast_rejects union all "
+        "select reject_id from main_staging.stg_shop__cast_rejects union all "
+        "select reject_id from main_staging.stg_marketing__cast_rejects) order by all"
     )
     assert ("events", "type_drift", "bad_product") in rejects
     assert ("events", "out_of_range", "bad_user") in rejects
@@ -226,7 +228,7 @@ def test_values_that_do_not_fit_go_to_the_rejects_instead_of_failing(world: Worl
 
 
 def test_re_extracted_rejects_count_once(world: World) -> None:
-    before = world.q("select count(*) from main_marts.fct_rejects where source_name <> 'dbt'")[0][0]
+    before = world.q("select count(*) from main_marts.fct_rejects")[0][0]
     raw = world.q("select count(*) from raw_shop.rejects")[0][0]
     assert before > 0 and raw > 0
     # what every re-extraction does: the same bad rows appended again, later
@@ -235,13 +237,13 @@ def test_re_extracted_rejects_count_once(world: World) -> None:
         "select * replace (_extracted_at + interval 1 day as _extracted_at) from raw_shop.rejects"
     )
     world.build("--quiet", "--select", "+fct_rejects")
-    assert world.q("select count(*) from main_marts.fct_rejects where source_name <> 'dbt'") == [(before,)]
+    assert world.q("select count(*) from main_marts.fct_rejects") == [(before,)]
     assert world.q("select count(*), count(distinct reject_id) from main_marts.fct_rejects") == [
         (world.q("select count(*) from main_marts.fct_rejects")[0][0],) * 2
     ]
     doubled = world.q(
         "select min(times_extracted), bool_and(last_extracted_at > first_extracted_at) "
-        "from main_marts.fct_rejects where source_name = 'shop_db'"
+        "from main_marts.fct_rejects where reject_id in (select reject_id from main_staging.stg_shop__rejects)"
     )
     assert doubled == [(2, True)]
     columns = world.q(

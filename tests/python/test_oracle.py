@@ -34,7 +34,7 @@ from shopsim import SimConfig, Simulator
 from shopsim.clock import day_start, fmt
 from shopsim.config import Rates
 from tests.python import oracle
-from tests.python.el_helpers import settings_for
+from tests.python.el_helpers import demo_events_url, settings_for
 
 pytestmark = pytest.mark.slow
 
@@ -49,8 +49,8 @@ class OracleRunOptions(RunOptions):
 
     lookback_days: int = 1
 
-    def dbt_vars(self, run_id: str) -> dict[str, Any]:
-        return {**super().dbt_vars(run_id), "lookback_days": self.lookback_days}
+    def dbt_vars(self) -> dict[str, Any]:
+        return {**super().dbt_vars(), "lookback_days": self.lookback_days}
 
 
 @dataclass
@@ -80,9 +80,12 @@ class Scenario:
     # ------------------------------------------------------------------ running
 
     def run(self, run_number: int, full_refresh: bool = False) -> None:
-        options = OracleRunOptions(quiet=True, full_refresh=full_refresh, lookback_days=self.lookback_days)
         run_id = f"oracle-{run_number}{'-full' if full_refresh else ''}"
-        results = PipelineRun(self.settings, detect(self.settings.project_root), run_id, options).execute()
+        with demo_events_url(self.settings) as url:
+            options = OracleRunOptions(
+                quiet=True, full_refresh=full_refresh, lookback_days=self.lookback_days, events_url=url
+            )
+            results = PipelineRun(self.settings, detect(self.settings.project_root), run_id, options).execute()
         self.failures += [f"{run_id}: {r.step} {r.status} {r.detail}" for r in results if r.status == "failed"]
 
     def play(self) -> None:
@@ -179,15 +182,16 @@ class Scenario:
     def ship(self, day: dt.date) -> None:
         with self.shop() as conn:
             self.backdated_order = self.pick_order(conn)
-            stamp = fmt(day_start(day) + dt.timedelta(hours=10))
+            stamp = fmt(day_start(day) + dt.timedelta(hours=23))
             conn.execute(
                 "update orders set status = 'shipped', updated_at = ? where order_id = ?",
                 [stamp, self.backdated_order],
             )
 
     def backdated_delivery(self, day: dt.date) -> None:
-        """'delivered' stamped before the earlier 'shipped' version (a long transaction committing late)."""
-        stamp = fmt(day_start(day - dt.timedelta(days=1)) + dt.timedelta(hours=9))
+        """'delivered' stamped before the earlier 'shipped' version (a long transaction committing late),
+        within the shop lag window (SHOP_LAG_HOURS, 6 h): older stamps are invisible to a cursor extract."""
+        stamp = fmt(day_start(day - dt.timedelta(days=1)) + dt.timedelta(hours=22))
         with self.shop() as conn:
             conn.execute(
                 "update orders set status = 'delivered', updated_at = ? where order_id = ?",

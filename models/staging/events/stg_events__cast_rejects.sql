@@ -3,7 +3,7 @@
 with
 
 cast_failures as (
-    {{ cast_rejects(source('events', 'events'), 'events', cast_checks('events')) }}
+    {{ cast_rejects('events_api', source('events', 'events'), 'events', cast_checks('events')) }}
 ),
 
 deduplicated as (

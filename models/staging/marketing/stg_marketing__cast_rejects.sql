@@ -3,7 +3,7 @@
 with
 
 cast_failures as (
-    {{ cast_rejects(source('marketing', 'spend'), 'spend', cast_checks('spend')) }}
+    {{ cast_rejects('marketing_files', source('marketing', 'spend'), 'spend', cast_checks('spend')) }}
 ),
 
 deduplicated as (

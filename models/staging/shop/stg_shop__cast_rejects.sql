@@ -4,7 +4,7 @@ with
 
 {% for table in ['customers', 'products', 'orders', 'order_items', 'payments'] %}
     {{ table }}_failures as (
-        {{ cast_rejects(source('shop', table), table, cast_checks(table)) }}
+        {{ cast_rejects('shop_db', source('shop', table), table, cast_checks(table)) }}
     ),
 {% endfor %}
 
