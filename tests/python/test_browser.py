@@ -80,7 +80,7 @@ def test_dbt_docs_site_renders_models_and_descriptions(docs_site: Path) -> None:
     assert "Orders and revenue per day" in dom
     for column in ("revenue_date", "net_revenue", "average_order_value"):
         assert column in dom, f"column {column} not rendered"
-    assert "net_revenue per non-cancelled order" in dom
+    assert "orders that are neither cancelled nor deleted" in dom
     overview = render(docs_site)
     assert "Sources" in overview and "Exposures" in overview
 
