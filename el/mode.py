@@ -37,6 +37,7 @@ class Mode:
 
 CORE_SKIPS = (
     "dbt-expectations tests",
+    "dbt_utils compound-key tests (our unique_combination test runs instead)",
     "Elementary anomaly/schema tests",
     "Elementary on-run-end hooks",
     "edr report",

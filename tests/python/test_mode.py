@@ -100,5 +100,5 @@ def test_core_mode_parses_the_real_project_with_package_tests_disabled(tmp_path:
     namespaces = {n["test_metadata"]["namespace"] for n in enabled if n.get("test_metadata")}
     assert enabled, "core mode must keep dbt's own tests"
     assert namespaces <= {None}, f"package tests enabled in core mode: {namespaces}"
-    assert disabled, "the project defines dbt-expectations and Elementary tests; core mode must disable them"
-    assert {n["test_metadata"]["namespace"] for n in disabled} == {"dbt_expectations", "elementary"}
+    assert disabled, "the project defines dbt-expectations, dbt_utils and Elementary tests; core mode must disable them"
+    assert {n["test_metadata"]["namespace"] for n in disabled} == {"dbt_expectations", "elementary", "dbt_utils"}
