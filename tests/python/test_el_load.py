@@ -227,7 +227,7 @@ def test_concurrent_load_is_refused_and_warehouse_intact(demo) -> None:
         with pytest.raises(AlreadyRunningError, match="refused: test holder"):
             load_sources(settings)
         done = subprocess.run(
-            [sys.executable, "-m", "el.cli", "load"],
+            [sys.executable, "-m", "el.cli", "load", "marketing_files"],
             capture_output=True,
             text=True,
             env=env_for(settings),
