@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from dataclasses import replace
 
 from el.dbt import DbtRunner, dbt_executable
 from el.mode import Mode, detect
@@ -79,6 +80,36 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if any(r.status == "failed" for r in results) else 0
 
 
+def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
+    from el.config import ConfigError
+    from el.load import LoadError
+    from el.lock import AlreadyRunningError
+    from el.sources.kafka import StreamError
+    from el.stream import Replay, StreamConfig, StreamOptions, run_stream
+
+    try:
+        config = StreamConfig.from_env()
+        if args.max_rows:
+            config = replace(config, max_rows=args.max_rows)
+        if args.max_seconds:
+            config = replace(config, max_seconds=args.max_seconds)
+        options = StreamOptions(
+            max_batches=args.max_batches,
+            until_idle=args.until_idle,
+            replay=tuple(Replay.parse(text) for text in args.replay_from or ()),
+            run_id=args.run_id,
+        )
+        report = run_stream(settings, options, config)
+    except (ConfigError, LoadError, StreamError, AlreadyRunningError) as exc:
+        print(f"el stream: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"el stream: run {report.run_id}: {report.batches} batches, {report.messages} messages, "
+        f"{report.rows} rows, {report.rejects} rejects; stopped: {report.stopped_by or 'done'}"
+    )
+    return 0
+
+
 def cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
     from el.lint import lint
 
@@ -109,6 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--deps", action="store_true", help="try `dbt deps` first when packages are missing")
     run.add_argument("--run-id", help="use this run id instead of a new one")
     run.set_defaults(func=cmd_run)
+
+    stream = sub.add_parser("stream", help="micro-batches from Kafka topics into raw_stream (exactly-once)")
+    stream.add_argument("--max-rows", type=int, help="messages per topic per batch (SHOP_STREAM_MAX_ROWS, 5000)")
+    stream.add_argument("--max-seconds", type=float, help="seconds per batch (SHOP_STREAM_MAX_SECONDS, 10)")
+    stream.add_argument("--max-batches", type=int, help="stop after this many batches (default: until stopped)")
+    stream.add_argument("--until-idle", action="store_true", help="stop once every partition is caught up")
+    stream.add_argument(
+        "--replay-from",
+        action="append",
+        metavar="TOPIC:PARTITION:OFFSET|TOPIC@TIMESTAMP",
+        help="read again from this offset (or timestamp); dbt dedup keeps the marts exact (repeatable)",
+    )
+    stream.add_argument("--run-id", help="use this run id instead of a new one")
+    stream.set_defaults(func=cmd_stream)
 
     lint = sub.add_parser("lint", help="sqlfluff (dbt templater) over every model, snapshot and singular test")
     lint.add_argument("--fix", action="store_true", help="apply sqlfluff's fixes")

@@ -28,7 +28,12 @@ from el.sources.events_api import events_resource
 from el.sources.file_drops import spend_resource
 from el.sources.shop_db import TABLES, shop_resources
 
-DATASETS = {"shop_db": "raw_shop", "events_api": "raw_events", "marketing_files": "raw_marketing"}
+DATASETS = {
+    "shop_db": "raw_shop",
+    "events_api": "raw_events",
+    "marketing_files": "raw_marketing",
+    "stream": "raw_stream",  # `el stream` (el/stream.py), not a batch source of `el load`
+}
 # dlt settings of every pipeline (environment variables, e.g. LOAD__DELETE_COMPLETED_JOBS, still win):
 # load files are transient - parquet without compression (cheaper to write, read once), deleted once
 # their package is loaded; dlt would otherwise keep every extracted row on local disk forever.
