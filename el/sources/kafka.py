@@ -169,11 +169,11 @@ def coordinates(message: Message) -> dict[str, Any]:
 def classify(message: Message, validator: Draft202012Validator) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
     """(payload, None) for a message that keeps its topic's schema, else (None, (reason_code, reason))."""
     if message.value is None:
-        return None, ("malformed_json", "malformed JSON: the message has no value (tombstone)")
+        return None, ("malformed_JSON", "malformed JSON: the message has no value (tombstone)")
     try:
         payload = json.loads(message.value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, ("malformed_json", f"malformed JSON: {exc}")
+        return None, ("malformed_JSON", f"malformed JSON: {exc}")
     errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]

@@ -4,7 +4,7 @@
 with
 
 {% set reject_models = [
-    'stg_shop__rejects', 'stg_events__rejects', 'stg_marketing__rejects',
+    'stg_shop__rejects', 'stg_events__rejects', 'stg_marketing__rejects', 'stg_stream__rejects',
     'stg_shop__cast_rejects', 'stg_events__cast_rejects', 'stg_marketing__cast_rejects',
     'int_orders__quarantined_children',
 ] %}
