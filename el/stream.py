@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from el.config import ConfigError
 from el.contracts import as_timestamp
-from el.load import Loader, check_warehouse, new_run_id, set_aside_failed_packages
+from el.load import Loader, LoadError, _explain, check_warehouse, new_run_id, set_aside_failed_packages
 from el.lock import AlreadyRunningError, exclusive
 from el.metrics import store
 from el.settings import Settings
@@ -224,7 +225,9 @@ class Streamer:
         self.loader = Loader(settings, options.run_id or new_run_id())
         self.validators = {topic: load_validator(topic, config.schema_dir) for topic in config.topics}
         self.report = StreamReport(self.loader.run_id)
-        self.replays = {replay.topic: replay for replay in options.replay}
+        self.replays: dict[str, list[Replay]] = {}
+        for replay in options.replay:
+            self.replays.setdefault(replay.topic, []).append(replay)
         unknown = sorted(set(self.replays) - set(config.topics))
         if unknown:
             raise ConfigError(f"--replay-from names topic(s) {', '.join(unknown)} not in SHOP_STREAM_TOPICS")
@@ -234,15 +237,25 @@ class Streamer:
         pipeline = self.loader.pipeline(PIPELINE)
         check_warehouse(self.settings.warehouse)
         set_aside_failed_packages(pipeline, "left by an earlier run that failed before loading")
-        if number == 1 and not pipeline.list_normalized_load_packages():
+        pending = pipeline.list_normalized_load_packages()
+        if pending:
+            # a run killed while loading left its package (rows and offsets): load it first - dlt's run()
+            # would load it and ignore the new batch
+            print(f"el stream: loading package(s) {', '.join(pending)} left by an interrupted run", flush=True)
+            try:
+                pipeline.load()
+            except PipelineStepFailed as exc:
+                raise LoadError(f"loading the pending stream package(s) failed: {_explain(exc)}") from exc
+        elif number == 1:
             pipeline.sync_destination()  # a lost local state is restored from the warehouse
         caught_up = True
         for topic in self.config.topics:
             clock = time.perf_counter()
             start = stored_offsets(pipeline.state, topic)
-            replay = self.replays.pop(topic, None)
-            if replay is not None:
+            replays = self.replays.pop(topic, [])
+            for replay in replays:
                 start = replay.apply(self.config.client, start)
+            if replays:
                 print(f"el stream: replaying {topic} from {_offsets_text(start)}", flush=True)
             batch = read_batch(
                 self.config.client, topic, start, self.config.max_rows, self.config.max_seconds, self.stop

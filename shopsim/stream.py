@@ -23,8 +23,9 @@ TOPIC = "order_status"
 POISON = (
     b"{not json",
     json.dumps({"event_id": "poison-missing-order", "status": "paid", "changed_at": "2026-01-05T10:00:00Z"}).encode(),
-    json.dumps({"event_id": "poison-status", "order_id": 1, "status": "teleported",
-                "changed_at": "2026-01-05T10:00:00Z"}).encode(),  # fmt: skip
+    json.dumps(
+        {"event_id": "poison-status", "order_id": 1, "status": "teleported", "changed_at": "2026-01-05T10:00:00Z"}
+    ).encode(),
     json.dumps({"event_id": "poison-time", "order_id": 2, "status": "paid", "changed_at": "yesterday"}).encode(),
 )
 

