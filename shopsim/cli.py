@@ -49,7 +49,23 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--days", type=int, default=5)
     demo.add_argument("--scale", type=int, default=200)
     demo.add_argument("--seed", type=int, default=42)
+    stream = sub.add_parser("stream", help="publish order-status changes to a Kafka topic (`el stream` reads them)")
+    stream.add_argument("--bootstrap-servers", help="broker to publish to (default: SHOP_KAFKA_BOOTSTRAP_SERVERS)")
+    stream.add_argument("--broker", action="store_true", help="start a local in-memory Tansu broker and keep it up")
+    stream.add_argument("--topic", default="order_status")
+    stream.add_argument("--seed", type=int, default=42)
+    stream.add_argument("--orders", type=int, default=300)
+    stream.add_argument("--days", type=int, default=6)
+    stream.add_argument("--duplicate-rate", type=float, default=0.05)
+    stream.add_argument("--late-rate", type=float, default=0.05)
+    stream.add_argument("--poison", type=int, default=4, help="messages that are not JSON or break the schema")
+    stream.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args(argv)
+
+    if args.command == "stream":
+        from shopsim.stream import stream_command
+
+        return stream_command(args)
 
     if args.command == "demo":
         from el.settings import Settings

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 TOPIC = "order_status"
 POISON = (
@@ -209,3 +213,38 @@ def local_broker(port: int | None = None) -> Iterator[str]:
     finally:
         process.kill()
         process.wait()
+
+
+def _exit_on_term(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def stream_command(args: Any) -> int:
+    """`shopsim stream`: publish the plan of the arguments; with `--broker`, to a local Tansu kept up."""
+    config = StreamSimConfig(
+        seed=args.seed, orders=args.orders, days=args.days, duplicate_rate=args.duplicate_rate,
+        late_rate=args.late_rate, poison=args.poison, partitions=args.partitions, topic=args.topic,
+    )  # fmt: skip
+    messages = plan(config).messages
+
+    def send(address: str) -> None:
+        ensure_topic(address, config.topic, config.partitions)
+        count = publish(address, config.topic, messages)
+        print(f"shopsim: published {count} messages to {config.topic} on {address}", flush=True)
+
+    if args.broker:
+        with local_broker() as address:
+            send(address)
+            print(f"shopsim: broker up: SHOP_KAFKA_BOOTSTRAP_SERVERS={address} el stream (Ctrl-C stops)", flush=True)
+            signal.signal(signal.SIGTERM, _exit_on_term)  # the broker is stopped on SIGTERM too
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0
+    address = args.bootstrap_servers or os.environ.get("SHOP_KAFKA_BOOTSTRAP_SERVERS")
+    if not address:
+        print("shopsim: give --bootstrap-servers (or SHOP_KAFKA_BOOTSTRAP_SERVERS), or --broker", file=sys.stderr)
+        return 2
+    send(address)
+    return 0
