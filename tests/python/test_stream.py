@@ -210,6 +210,16 @@ def test_replay_forward_and_bad_replay_are_refused(tmp_path: Path, broker: str, 
     done = _el(settings, broker, "--replay-from", "order_status-0-5")
     assert done.returncode == 2 and "expected TOPIC:PARTITION:OFFSET" in done.stderr
 
+    # by timestamp: every partition from the first message at or after it (at least that range again)
+    assert _el(settings, broker, "--until-idle").returncode == 0
+    assert wh(settings, LOADED) == [(30,)]
+    since = sorted(m.timestamp_ms for m in sim.messages[:30])[15]
+    at_or_after = sum(m.timestamp_ms >= since for m in sim.messages[:30])
+    stamp = dt.datetime.fromtimestamp(since / 1000, dt.UTC).isoformat()
+    done = _el(settings, broker, "--until-idle", "--replay-from", f"{TOPIC}@{stamp}")
+    assert done.returncode == 0 and "replaying order_status from" in done.stdout, done.stderr
+    assert 30 + at_or_after <= wh(settings, LOADED)[0][0] <= 60
+
 
 def test_el_stream_is_refused_while_another_writer_holds_the_lock(tmp_path: Path, broker: str, sim: StreamPlan) -> None:
     settings = settings_for(tmp_path)
