@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from el.dbt import DbtRunner
@@ -269,3 +270,22 @@ def test_missing_broker_setting_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "SHOP_KAFKA_BOOTSTRAP_SERVERS is not set" in done.stderr
+
+
+def test_freshness_passes_without_streaming_and_fails_on_an_old_stream(tmp_path: Path) -> None:
+    """A project that never streamed has empty raw_stream tables (on-run-start): not stale, so `el run`
+    stays green; once messages were loaded, the newest load decides."""
+    settings = settings_for(tmp_path)
+    runner = DbtRunner(settings, detect(settings.project_root))
+    done = runner.run(["source", "freshness", "-s", "source:stream"], capture=True)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "PASS freshness of stream.order_status" in done.stdout
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute(
+            "insert into raw_stream.order_status (kafka_topic, kafka_partition, kafka_offset, _extracted_at, "
+            "_source, _dlt_load_id, _dlt_id) values "
+            "('order_status', 0, 0, now() - interval 2 day, 'kafka:order_status', '1', '1')"
+        )
+    done = runner.run(["source", "freshness", "-s", "source:stream"], capture=True)
+    assert done.returncode == 1
+    assert "ERROR STALE freshness of stream.order_status" in done.stdout
