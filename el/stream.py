@@ -313,7 +313,14 @@ def _offsets_text(offsets: Offsets) -> str:
     return " ".join(f"{p}:{o}" for p, o in sorted(offsets.items(), key=lambda item: int(item[0]))) or "-"
 
 
+def stream_guard(settings: Settings) -> Path:
+    """A second lock held for the whole life of `el stream` (the warehouse lock is released between
+    batches): two streamers of one warehouse would read the same offsets and share dlt's local state."""
+    return settings.warehouse.with_name(settings.warehouse.name + ".stream")
+
+
 def run_stream(settings: Settings, options: StreamOptions, config: StreamConfig | None = None) -> StreamReport:
     stop = Stopper()
-    with stop.installed():
-        return Streamer(settings, config or StreamConfig.from_env(), options, stop).run()
+    config = config or StreamConfig.from_env()
+    with stop.installed(), exclusive(stream_guard(settings), f"el stream {options.run_id or ''}".strip()):
+        return Streamer(settings, config, options, stop).run()

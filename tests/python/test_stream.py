@@ -237,13 +237,15 @@ def test_el_stream_is_refused_while_another_writer_holds_the_lock(tmp_path: Path
     assert wh(settings, LOADED) == [(50,)]
 
 
-def test_sigterm_stops_after_the_current_batch(tmp_path: Path, broker: str, sim: StreamPlan) -> None:
+def test_sigterm_stops_after_the_current_batch_and_a_second_streamer_is_refused(
+    tmp_path: Path, broker: str, sim: StreamPlan
+) -> None:
     settings = settings_for(tmp_path)
     publish(broker, TOPIC, sim.messages)
     log = tmp_path / "stream.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "el.cli", "stream", "--max-rows", "50"],
+            [sys.executable, "-m", "el.cli", "stream", "--max-rows", "20"],
             env=env_for(settings, SHOP_KAFKA_BOOTSTRAP_SERVERS=broker),
             stdout=out,
             stderr=out,
@@ -252,6 +254,9 @@ def test_sigterm_stops_after_the_current_batch(tmp_path: Path, broker: str, sim:
         while "batch 1:" not in log.read_text():
             assert time.monotonic() < deadline and process.poll() is None, log.read_text()
             time.sleep(0.01)
+        # a second streamer of the same warehouse is refused (the warehouse lock is free between batches)
+        second = _el(settings, broker, "--until-idle")
+        assert second.returncode == 2 and "refused: el stream" in second.stderr, second.stderr
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, log.read_text()
     text = log.read_text()
