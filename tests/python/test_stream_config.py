@@ -1,0 +1,66 @@
+"""`el stream` configuration: broker and credentials from the environment or `.dlt/secrets.toml`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from el.config import ConfigError
+from el.stream import Replay
+from tests.python.conftest import PROJECT_ROOT
+
+SHOW = (
+    "import json; from el.stream import StreamConfig; c = StreamConfig.from_env(); "
+    "print(json.dumps([c.client, c.topics, c.max_rows]))"
+)
+
+
+def _config(cwd: Path, **env: str) -> list:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SHOP_KAFKA_", "SHOP_STREAM_", "SOURCES__"))}
+    done = subprocess.run(
+        [sys.executable, "-c", SHOW],
+        cwd=cwd,
+        env={**clean, "PYTHONPATH": str(PROJECT_ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_secrets_toml_gives_broker_and_credentials_and_the_environment_wins(tmp_path: Path) -> None:
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "secrets.toml").write_text(
+        '[sources.kafka]\nbootstrap_servers = "b1:9093,b2:9093"\nsecurity_protocol = "SASL_SSL"\n'
+        'sasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "shop"\nsasl_password = "s3cret"\n'
+    )
+    client, topics, max_rows = _config(tmp_path)
+    assert client == {
+        "bootstrap.servers": "b1:9093,b2:9093",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "shop",
+        "sasl.password": "s3cret",
+    }
+    assert (topics, max_rows) == (["order_status"], 5000)
+    client, topics, max_rows = _config(
+        tmp_path, SHOP_KAFKA_BOOTSTRAP_SERVERS="env:9092", SHOP_STREAM_TOPICS="a, b", SHOP_STREAM_MAX_ROWS="10"
+    )
+    assert client["bootstrap.servers"] == "env:9092" and client["sasl.password"] == "s3cret"
+    assert (topics, max_rows) == (["a", "b"], 10)
+
+
+def test_replay_positions_parse_or_fail_clearly() -> None:
+    assert Replay.parse("order_status:2:120") == Replay("order_status", 2, 120)
+    assert Replay.parse("shop.orders:0:0") == Replay("shop.orders", 0, 0)
+    since = Replay.parse("order_status@2026-01-05T10:00:00Z").since
+    assert since is not None and since.isoformat() == "2026-01-05T10:00:00+00:00"
+    for bad in ("order_status", "order_status:x:1", "order_status@yesterday"):
+        with pytest.raises(ConfigError, match="expected TOPIC:PARTITION:OFFSET"):
+            Replay.parse(bad)
