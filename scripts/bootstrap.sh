@@ -14,8 +14,15 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if [ ! -f "$stamp" ]; then
     echo "bootstrap: installing the project and its pinned dependencies (first run takes a few minutes)"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+    # pip's and setuptools' chatter (build warnings, index notices) goes to a log, shown only on failure
+    log="$VENV/bootstrap.log"
+    if ! { "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip \
+        && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'; \
+        } >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        echo "bootstrap: installation failed; the whole pip output is in $log" >&2
+        exit 1
+    fi
     rm -f "$VENV"/.installed-*
     touch "$stamp"
 fi

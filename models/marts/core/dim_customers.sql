@@ -9,7 +9,7 @@ countries as (
 ),
 
 orders as (
-    select * from {{ ref('int_orders__totals') }}
+    select * from {{ ref('fct_orders') }}
 ),
 
 customer_orders as (

@@ -6,7 +6,7 @@ customers as (
 
 -- deleted orders count in no feature (as_of_date included)
 orders as (
-    select * from {{ ref('int_orders__totals') }}
+    select * from {{ ref('fct_orders') }}
     where not is_deleted
 ),
 
