@@ -22,9 +22,9 @@ from typing import Any
 import dlt
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from dlt.extract.source import DltSource
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 
-from el.contracts import REJECTS_TABLE
+from el.contracts import REJECTS_TABLE, as_timestamp
 from el.sources.guard import REJECT_COLUMNS
 
 SOURCE_NAME = "stream"
@@ -72,13 +72,25 @@ def topic_table(topic: str) -> str:
     return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in topic).lower()
 
 
+def _format_checker() -> FormatChecker:
+    """`"format": "date-time"` is enforced (jsonschema only annotates formats by default): a timestamp
+    that matches a pattern but is no date (month 13) is rejected here, not nulled by a cast in dbt."""
+    checker = FormatChecker(formats=())
+
+    @checker.checks("date-time")
+    def date_time(value: object) -> bool:
+        return not isinstance(value, str) or as_timestamp(value) is not None
+
+    return checker
+
+
 def load_validator(topic: str, schema_dir: Path = SCHEMA_DIR) -> Draft202012Validator:
     path = schema_dir / f"{topic}.json"
     if not path.is_file():
         raise StreamError(f"no JSON schema for topic {topic!r}: expected {path} (SHOP_STREAM_SCHEMA_DIR)")
     schema = json.loads(path.read_text())
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return Draft202012Validator(schema, format_checker=_format_checker())
 
 
 def stored_offsets(state: Mapping[str, Any], topic: str) -> Offsets:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from el.config import ConfigError
+from el.sources.kafka import Message, classify, load_validator
 from el.stream import Replay
 from tests.python.conftest import PROJECT_ROOT
 
@@ -64,3 +65,21 @@ def test_replay_positions_parse_or_fail_clearly() -> None:
     for bad in ("order_status", "order_status:x:1", "order_status@yesterday"):
         with pytest.raises(ConfigError, match="expected TOPIC:PARTITION:OFFSET"):
             Replay.parse(bad)
+
+
+def test_the_order_status_schema_rejects_what_staging_could_not_cast() -> None:
+    validator = load_validator("order_status")
+
+    def verdict(payload: object) -> str | None:
+        value = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        found, problem = classify(Message("order_status", 0, 0, None, None, value), validator)
+        return problem[0] if problem else ("ok" if found else None)
+
+    good = {"event_id": "1-0-placed", "order_id": 1, "status": "placed", "changed_at": "2026-01-05T10:00:00Z"}
+    assert verdict(good) == "ok"
+    assert verdict({**good, "changed_at": "2026-13-45T10:00:00Z"}) == "schema_violation"  # no such date
+    assert verdict({**good, "order_id": 2**63}) == "schema_violation"  # beyond bigint
+    assert verdict({**good, "order_id": "7"}) == "schema_violation"
+    assert verdict({**good, "status": "lost"}) == "schema_violation"
+    assert verdict([good]) == "schema_violation"
+    assert verdict(b"\xff\xfe") == "malformed_JSON"
