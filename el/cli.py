@@ -29,7 +29,7 @@ def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
 
     runner = DbtRunner(settings, resolve_mode(settings, try_deps=False))
     try:
-        with exclusive(settings.warehouse, f"el dbt {' '.join(args.dbt_args)}".strip()):
+        with exclusive(settings.warehouse_db, f"el dbt {' '.join(args.dbt_args)}".strip()):
             return runner.run(args.dbt_args).returncode
     except AlreadyRunningError as exc:
         print(f"el dbt: {exc}", file=sys.stderr)
