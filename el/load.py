@@ -75,7 +75,8 @@ def check_warehouse(warehouse: Warehouse) -> None:
     try:
         warehouse.check()
     except WarehouseError as exc:
-        raise LoadError(f"warehouse {warehouse.name} cannot be opened for writing: {_explain(exc)}") from exc
+        cause = _explain(exc) if warehouse.engine == "duckdb" else str(exc)  # never "source database"
+        raise LoadError(f"warehouse {warehouse.name} cannot be opened for writing: {cause}") from exc
 
 
 NO_EVENTS_URL = (

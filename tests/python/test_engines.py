@@ -92,6 +92,22 @@ def el_run(settings: Settings, run_id: str, full_refresh: bool = False) -> list[
     return [f"{run_id}: {r.step} {r.detail}" for r in results if r.status == "failed"]
 
 
+def el_run_command(settings: Settings, run_id: str) -> list[str]:
+    """`el run` as a user types it, the warehouse chosen by the environment only (DBT_TARGET=postgres and
+    SHOP_PG_*); the failure when it did not exit 0."""
+    with demo_events_url(settings) as url:
+        env = env_for(settings, PYTHONPATH=str(settings.project_root), SHOP_EVENTS_URL=url or "")
+        assert env["DBT_TARGET"] == "postgres"
+        done = subprocess.run(
+            [sys.executable, "-m", "el.cli", "run", "--run-id", run_id],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+    return [] if done.returncode == 0 else [f"{run_id}: el run exited {done.returncode}: {done.stdout[-2000:]}"]
+
+
 def normalise(value: Any) -> Any:
     """One representation per value whatever the engine returned: numbers as rounded floats,
     timestamps as naive UTC."""
@@ -160,7 +176,10 @@ def test_duckdb_and_postgres_build_the_same_marts_and_incremental_equals_full_re
         for day in range(DAYS):
             sim.advance(1)
             clock = time.perf_counter()
-            failures += el_run(on_postgres, f"postgres-{day}")  # incremental from the second day on
+            if day == 0:  # the first day through the command line: `DBT_TARGET=postgres el run`
+                failures += el_run_command(on_postgres, f"postgres-{day}")
+            else:  # incremental builds, with the scenario's lookback_days
+                failures += el_run(on_postgres, f"postgres-{day}")
             timings["postgres"] += time.perf_counter() - clock
             clock = time.perf_counter()
             # DuckDB, the reference, loads every day and builds once from the whole raw history (its own
@@ -221,3 +240,19 @@ def test_the_postgres_warehouse_lock_refuses_a_second_el_process(tmp_path: Path)
         # released with its connection: the next process gets it
         with exclusive(settings.warehouse_db, "el run r-2"):
             pass
+
+
+def test_an_unreachable_or_unknown_warehouse_is_a_clear_error(tmp_path: Path) -> None:
+    """No server on the port, or a DBT_TARGET that profiles.yml lacks: exit 2 with one line saying so."""
+    settings = settings_for(tmp_path)
+    env = env_for(settings, PYTHONPATH=str(settings.project_root), DBT_TARGET="postgres", SHOP_PG_HOST="127.0.0.1")
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "el.cli", "run"], capture_output=True, text=True, env={**env, "SHOP_PG_PORT": "1"}
+    )
+    assert unreachable.returncode == 2, unreachable.stderr
+    assert "el run: postgresql://postgres@127.0.0.1:1/analytics unreachable" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
+    unknown = subprocess.run(
+        [sys.executable, "-m", "el.cli", "load"], capture_output=True, text=True, env={**env, "DBT_TARGET": "nope"}
+    )
+    assert unknown.returncode == 2 and "el: DBT_TARGET=nope is not an output of profiles.yml" in unknown.stderr
