@@ -27,12 +27,13 @@ def cmd_mode(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     """dbt writes the warehouse: it takes the same lock as `el run`/`el load`, so neither starts mid-build."""
     from el.lock import AlreadyRunningError, exclusive
+    from el.warehouse import WarehouseError
 
     runner = DbtRunner(settings, resolve_mode(settings, try_deps=False))
     try:
-        with exclusive(settings.warehouse, f"el dbt {' '.join(args.dbt_args)}".strip()):
+        with exclusive(settings.warehouse_db, f"el dbt {' '.join(args.dbt_args)}".strip()):
             return runner.run(args.dbt_args).returncode
-    except AlreadyRunningError as exc:
+    except (AlreadyRunningError, WarehouseError) as exc:
         print(f"el dbt: {exc}", file=sys.stderr)
         return 2
 
@@ -41,10 +42,11 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     from el.config import ConfigError
     from el.load import LoadError, run_load
     from el.lock import AlreadyRunningError
+    from el.warehouse import WarehouseError
 
     try:
         metrics = run_load(settings, args.sources or None)
-    except (ConfigError, LoadError, AlreadyRunningError) as exc:
+    except (ConfigError, LoadError, AlreadyRunningError, WarehouseError) as exc:
         print(f"el load: {exc}", file=sys.stderr)
         return 2
     rows = sum(m.rows_loaded for m in metrics)
@@ -57,6 +59,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from el.load import new_run_id
     from el.lock import AlreadyRunningError
     from el.pipeline import PipelineRun, RunOptions
+    from el.warehouse import WarehouseError
 
     options = RunOptions(
         sources=tuple(args.sources or ()),
@@ -73,7 +76,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     run = PipelineRun(settings, resolve_mode(settings, try_deps=args.deps), args.run_id or new_run_id(), options)
     try:
         results = run.execute()
-    except AlreadyRunningError as exc:
+    except (AlreadyRunningError, WarehouseError) as exc:
         print(f"el run: {exc}", file=sys.stderr)
         return 2
     print(run.summary())
@@ -163,8 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from el.warehouse import WarehouseError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args, Settings.from_env()))
+    try:
+        settings = Settings.from_env()
+    except WarehouseError as exc:  # DBT_TARGET names no output of profiles.yml, or an engine el/ cannot load
+        print(f"el: {exc}", file=sys.stderr)
+        return 2
+    return int(args.func(args, settings))
 
 
 if __name__ == "__main__":

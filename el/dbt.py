@@ -95,6 +95,9 @@ class DbtRunner:
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             }
         )
+        if self.settings.postgres:  # the target and the database dlt loaded into
+            # PGTZ: libpq sessions in UTC, like the DuckDB profile's TimeZone setting
+            env.update({"DBT_TARGET": self.settings.target, "PGTZ": "UTC", **self.settings.postgres.as_env()})
         return env
 
     def run(

@@ -19,6 +19,7 @@ from pathlib import Path
 from el.dbt import DbtRunner
 from el.mode import FULL_MODE_VAR, Mode
 from el.settings import Settings
+from el.warehouse import DEFAULT_TARGET
 
 DEFAULT_PATHS = ("models", "tests", "snapshots")
 # the answers of is_incremental() in the passes
@@ -26,9 +27,12 @@ PASSES = (False, True)
 
 
 def isolated_settings(settings: Settings, workdir: Path) -> Settings:
-    """The same project, with warehouse, dbt target, logs and core-mode folder in `workdir`."""
+    """The same project, with warehouse, dbt target, logs and core-mode folder in `workdir`; always on
+    DuckDB (the SQL dialect of .sqlfluff), whatever DBT_TARGET says."""
     return replace(
         settings,
+        target=DEFAULT_TARGET,
+        postgres=None,
         warehouse=workdir / "lint.duckdb",
         target_dir=workdir / "target",
         log_dir=workdir / "logs",
@@ -81,7 +85,7 @@ def run_passes(
     done = []
     with tempfile.TemporaryDirectory(prefix="el-lint-") as tmp:
         isolated = isolated_settings(settings, Path(tmp))
-        env = DbtRunner(isolated, mode).env()
+        env = {**DbtRunner(isolated, mode).env(), "DBT_TARGET": isolated.target}
         for incremental in PASSES:
             if not capture:
                 print(f"el lint: pass with is_incremental() = {str(incremental).lower()}", flush=True)

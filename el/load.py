@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-import duckdb
 import sqlalchemy as sa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -27,6 +26,7 @@ from el.settings import Settings
 from el.sources.events_api import events_resource
 from el.sources.file_drops import spend_resource
 from el.sources.shop_db import TABLES, shop_resources
+from el.warehouse import MissingTableError, Warehouse, WarehouseError
 
 DATASETS = {
     "shop_db": "raw_shop",
@@ -41,6 +41,10 @@ DLT_DEFAULTS = {
     "load.delete_completed_jobs": True,
     "data_writer.compression": "none",
 }
+
+
+# parquet load files on DuckDB (cheap to write, read once); PostgreSQL takes dlt's preferred format for it
+LOADER_FILE_FORMAT: dict[str, Any] = {"duckdb": "parquet", "postgres": None}
 
 
 class LoadError(RuntimeError):
@@ -71,13 +75,13 @@ def _explain(exc: BaseException) -> str:
     return f"{type(root).__name__}: {str(root)[:300]}"
 
 
-def check_warehouse(warehouse: Path) -> None:
-    """Fail fast and clearly when another process holds the DuckDB file."""
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
+def check_warehouse(warehouse: Warehouse) -> None:
+    """Fail fast and clearly when another process holds the DuckDB file or the server is unreachable."""
     try:
-        duckdb.connect(str(warehouse)).close()
-    except duckdb.IOException as exc:
-        raise LoadError(f"warehouse {warehouse} cannot be opened for writing: {_explain(exc)}") from exc
+        warehouse.check()
+    except WarehouseError as exc:
+        cause = _explain(exc) if warehouse.engine == "duckdb" else str(exc)  # never "source database"
+        raise LoadError(f"warehouse {warehouse.name} cannot be opened for writing: {cause}") from exc
 
 
 NO_EVENTS_URL = (
@@ -140,7 +144,7 @@ class Loader:
     def pipeline(self, source: str) -> dlt.Pipeline:
         return dlt.pipeline(
             pipeline_name=source,
-            destination=dlt.destinations.duckdb(str(self.settings.warehouse)),
+            destination=self.settings.warehouse_db.destination(),
             dataset_name=DATASETS[source],
             pipelines_dir=str(self.settings.warehouse.parent / ".dlt_pipelines"),
             progress=self.progress,  # type: ignore[arg-type]
@@ -151,7 +155,7 @@ class Loader:
         set_aside_failed_packages(pipeline, "left by an earlier run that failed before loading")
         started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
         try:
-            info = pipeline.run(data, loader_file_format="parquet")
+            info = pipeline.run(data, loader_file_format=LOADER_FILE_FORMAT[self.settings.engine])
         except PipelineStepFailed as exc:
             failed = _failed_table(exc, table)
             cause = _explain(exc) if failed == table else f"table {failed} (package {exc.load_id}): {_explain(exc)}"
@@ -192,7 +196,7 @@ class Loader:
             keys = _source_keys(url, table, key)
         except sa.exc.SQLAlchemyError as exc:
             raise LoadError(f"key reconciliation of shop_db.{table} failed: {_explain(exc)}") from exc
-        rows = vanished_rows(self.settings.warehouse, table, key, keys)
+        rows = vanished_rows(self.settings.warehouse_db, table, key, keys)
         if not rows:
             return
         now = dt.datetime.now(dt.UTC)
@@ -243,21 +247,24 @@ def _source_keys(url: str, table: str, key: str) -> set[Any]:
         engine.dispose()
 
 
-def vanished_rows(warehouse: Path, table: str, key: str, source_keys: set[Any]) -> list[dict[str, Any]]:
+def vanished_rows(warehouse: Warehouse, table: str, key: str, source_keys: set[Any]) -> list[dict[str, Any]]:
     """The latest raw version of every row whose key is gone from the source and not yet marked deleted."""
     query = f"""
-        select * exclude (_dlt_load_id) from raw_shop.{table}
-        qualify row_number() over (partition by {key} order by _extracted_at desc, _dlt_load_id desc) = 1
+        select * from (
+            select
+                raw.*,
+                row_number() over (partition by {key} order by _extracted_at desc, _dlt_load_id desc) as _version_rank
+            from raw_shop.{table} as raw
+        ) as ranked
+        where _version_rank = 1 and deleted_at is null
     """
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        try:
-            relation = conn.execute(f"select * from ({query}) where deleted_at is null")
-        except duckdb.CatalogException:
-            return []  # nothing loaded yet
-        columns = [d[0] for d in relation.description]
-        rows = [dict(zip(columns, values, strict=True)) for values in relation.fetchall()]
+    try:
+        rows = warehouse.fetch(query)
+    except MissingTableError:
+        return []  # nothing loaded yet
     for row in rows:
-        row.pop("_dlt_id", None)  # dlt gives the tombstone its own
+        for column in ("_version_rank", "_dlt_load_id", "_dlt_id"):  # dlt gives the tombstone its own ids
+            row.pop(column, None)
     return [row for row in rows if row[key] not in source_keys]
 
 
@@ -282,14 +289,14 @@ def run_load(
     if "events_api" in chosen and not config.events_url:
         raise ConfigError(NO_EVENTS_URL)  # before anything is loaded
     loader = Loader(settings, run_id or new_run_id())
-    with exclusive(settings.warehouse, f"el load {loader.run_id}") if hold_lock else nullcontext():
-        check_warehouse(settings.warehouse)
+    with exclusive(settings.warehouse_db, f"el load {loader.run_id}") if hold_lock else nullcontext():
+        check_warehouse(settings.warehouse_db)
         try:
             for source in chosen:
                 loader.load(source, config)
         finally:
             try:
-                store(settings.warehouse, loader.metrics)
-            except duckdb.IOException as exc:  # never hide the load's own error behind this one
+                store(settings.warehouse_db, loader.metrics)
+            except WarehouseError as exc:  # never hide the load's own error behind this one
                 print(f"el: load metrics not stored: {_explain(exc)}", file=sys.stderr, flush=True)
     return loader.metrics

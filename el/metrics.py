@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import astuple, dataclass
-from pathlib import Path
 
-import duckdb
+from el.warehouse import Warehouse
 
 DDL = """
 create schema if not exists el_meta;
@@ -17,7 +16,7 @@ create table if not exists el_meta.load_metrics (
     rows_loaded bigint not null,
     rejects bigint not null,
     bytes bigint not null,
-    seconds double not null,
+    seconds double precision not null,
     load_id varchar,
     started_at timestamptz not null,
     finished_at timestamptz not null,
@@ -43,12 +42,11 @@ class LoadMetric:
     error: str | None = None
 
 
-def store(warehouse: Path, metrics: list[LoadMetric]) -> None:
+def store(warehouse: Warehouse, metrics: list[LoadMetric]) -> None:
     if not metrics:
         return
-    with duckdb.connect(str(warehouse)) as conn:
-        conn.execute(DDL)
-        conn.executemany(
-            "insert into el_meta.load_metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [astuple(m) for m in metrics],
-        )
+    warehouse.executemany(
+        DDL,
+        "insert into el_meta.load_metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [astuple(m) for m in metrics],
+    )

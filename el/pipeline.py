@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from el.config import ConfigError
 from el.dbt import DbtRunner
 from el.load import LoadError, run_load
 from el.lock import exclusive
 from el.mode import Mode
 from el.settings import Settings
+from el.warehouse import WarehouseError
 
 DDL = """
 create schema if not exists el_meta;
@@ -34,7 +33,7 @@ create table if not exists el_meta.pipeline_runs (
     run_id varchar not null,
     step varchar not null,
     status varchar not null,
-    seconds double not null,
+    seconds double precision not null,
     detail varchar,
     finished_at timestamptz not null
 );
@@ -189,7 +188,7 @@ class PipelineRun:
 
     def execute(self) -> list[StepResult]:
         self.say(self.mode.summary())
-        with exclusive(self.settings.warehouse, f"el run {self.run_id}"):
+        with exclusive(self.settings.warehouse_db, f"el run {self.run_id}"):
             self.begin()
             if self.step("load", self.load).status == "failed":
                 self.skip("dbt build", "load failed")
@@ -210,36 +209,47 @@ class PipelineRun:
         still `started` now are dead (this run holds the lock): they become `interrupted`."""
         self.clock = time.perf_counter()
         try:
-            with duckdb.connect(str(self.settings.warehouse)) as conn:
-                conn.execute(DDL)
-                conn.execute(
-                    "update el_meta.pipeline_runs set status = 'interrupted', "
-                    "detail = 'no finish recorded (killed or crashed)' where step = 'run' and status = 'started'"
-                )
-                conn.execute(
-                    "insert into el_meta.pipeline_runs values (?, 'run', 'started', 0, null, ?)",
-                    (self.run_id, dt.datetime.now(dt.UTC)),
-                )
-        except duckdb.IOException as exc:  # the load step reports the locked warehouse clearly
+            self.settings.warehouse_db.execute(
+                DDL,
+                [
+                    (
+                        "update el_meta.pipeline_runs set status = 'interrupted', "
+                        "detail = 'no finish recorded (killed or crashed)' where step = 'run' and status = 'started'",
+                        (),
+                    ),
+                    (
+                        "insert into el_meta.pipeline_runs values (?, 'run', 'started', 0, null, ?)",
+                        (self.run_id, dt.datetime.now(dt.UTC)),
+                    ),
+                ],
+            )
+        except WarehouseError as exc:  # the load step reports the locked warehouse clearly
             self.say(f"run not recorded as started: {str(exc).splitlines()[0]}")
 
     def record(self) -> None:
         now = dt.datetime.now(dt.UTC)
         failed = any(r.status == "failed" for r in self.results)
         seconds = time.perf_counter() - getattr(self, "clock", time.perf_counter())
+        steps = [
+            (
+                "insert into el_meta.pipeline_runs values (?, ?, ?, ?, ?, ?)",
+                (self.run_id, r.step, r.status, r.seconds, r.detail, now),
+            )
+            for r in self.results
+        ]
         try:
-            with duckdb.connect(str(self.settings.warehouse)) as conn:
-                conn.execute(DDL)
-                conn.executemany(
-                    "insert into el_meta.pipeline_runs values (?, ?, ?, ?, ?, ?)",
-                    [(self.run_id, r.step, r.status, r.seconds, r.detail, now) for r in self.results],
-                )
-                conn.execute(
-                    "update el_meta.pipeline_runs set status = ?, seconds = ?, finished_at = ? "
-                    "where run_id = ? and step = 'run'",
-                    ("failed" if failed else "ok", seconds, now, self.run_id),
-                )
-        except duckdb.IOException as exc:  # never hide the step's own error behind this one
+            self.settings.warehouse_db.execute(
+                DDL,
+                [
+                    *steps,
+                    (
+                        "update el_meta.pipeline_runs set status = ?, seconds = ?, finished_at = ? "
+                        "where run_id = ? and step = 'run'",
+                        ("failed" if failed else "ok", seconds, now, self.run_id),
+                    ),
+                ],
+            )
+        except WarehouseError as exc:  # never hide the step's own error behind this one
             self.say(f"run steps not recorded in el_meta.pipeline_runs: {str(exc).splitlines()[0]}")
 
     def summary(self) -> str:

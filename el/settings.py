@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from el.warehouse import DEFAULT_TARGET, PgConnection, Warehouse, target_engine, warehouse_for
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -19,6 +21,10 @@ class Settings:
     target_dir: Path = field(default=None)  # type: ignore[assignment]
     log_dir: Path = field(default=None)  # type: ignore[assignment]
     core_dir: Path = field(default=None)  # type: ignore[assignment]
+    # the dbt target (DBT_TARGET) and, when its type is postgres, the database dlt and dbt write to;
+    # `warehouse` then only places dlt's pipeline folders and the lock
+    target: str = DEFAULT_TARGET
+    postgres: PgConnection | None = None
 
     def __post_init__(self) -> None:
         defaults = {"target_dir": "target", "log_dir": "logs", "core_dir": ".dbt_core"}
@@ -26,9 +32,19 @@ class Settings:
             if getattr(self, name) is None:
                 object.__setattr__(self, name, self.project_root / folder)
 
+    @property
+    def engine(self) -> str:
+        return "postgres" if self.postgres else "duckdb"
+
+    @property
+    def warehouse_db(self) -> Warehouse:
+        return warehouse_for(self.engine, self.warehouse, self.postgres)
+
     def as_env(self) -> dict[str, str]:
         """The environment that makes a child `el` process use these settings (inverse of from_env)."""
         return {
+            # a DuckDB target is left to the inherited DBT_TARGET (dev or ci: both read SHOP_WAREHOUSE)
+            **({"DBT_TARGET": self.target, **self.postgres.as_env()} if self.postgres else {}),
             "SHOP_PROJECT_ROOT": str(self.project_root),
             "SHOP_WAREHOUSE": str(self.warehouse),
             "SHOP_SOURCES": str(self.sources_root),
@@ -45,7 +61,11 @@ class Settings:
         def path(name: str, default: Path) -> Path:
             return Path(os.environ.get(name) or default).resolve()
 
+        target = os.environ.get("DBT_TARGET") or DEFAULT_TARGET
+        postgres = PgConnection.from_env() if target_engine(root, target) == "postgres" else None
         return cls(
+            target=target,
+            postgres=postgres,
             project_root=root,
             warehouse=path("SHOP_WAREHOUSE", data / "warehouse.duckdb"),
             sources_root=path("SHOP_SOURCES", data / "sources"),

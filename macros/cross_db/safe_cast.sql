@@ -5,7 +5,8 @@
         - duckdb: `try_cast`; integer types accept only integral text (DuckDB would round '12.5');
         - postgres: no try_cast, so the text is first matched against the type's literal syntax
           (integers with their int32/int64 range, numerics with their precision and scale,
-          ISO dates and timestamps), then cast;
+          ISO dates and timestamps - a date may carry a time part, as on DuckDB - and floats within
+          double precision's range), then cast;
         - spark and every other engine (default): `try_cast` (Spark 3.2+, Snowflake, SQL Server). -#}
     {{ return(adapter.dispatch('safe_cast')(expression, type)) }}
 {% endmacro %}
@@ -52,15 +53,18 @@
             when {{ text }} ~ '^[+-]?[0-9]{1,{{ int_digits }}}(\.[0-9]*)?$'
                 then cast({{ text }} as {{ type }})
         end
-    {%- elif lowered in ['date'] -%}
-        case when {{ text }} ~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' then cast({{ text }} as date) end
-    {%- elif lowered.startswith('timestamp') -%}
+    {%- elif lowered == 'date' or lowered.startswith('timestamp') -%}
+        {#- a date accepts a time part too (a timestamp's text), as DuckDB's try_cast does -#}
         case
             when {{ text }} ~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([ T][0-2][0-9]:[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$'
                 then cast({{ text }} as {{ type }})
         end
     {%- elif lowered in ['double', 'double precision', 'float', 'real'] -%}
-        case when {{ text }} ~ '^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$' then cast({{ text }} as {{ type }}) end
+        {#- at most 200 integer digits and a two-digit exponent: always within double precision's range -#}
+        case
+            when {{ text }} ~ '^[+-]?([0-9]{1,200}\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$'
+                then cast({{ text }} as {{ type }})
+        end
     {%- else -%}
         cast({{ expression }} as {{ type }})
     {%- endif -%}

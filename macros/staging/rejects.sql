@@ -40,7 +40,7 @@
                         'type_drift'
                     {% else %}
                         case
-                            when {{ safe_cast(check.expression, 'double') }} is not null then 'out_of_range'
+                            when {{ safe_cast(check.expression, dbt.type_float()) }} is not null then 'out_of_range'
                             else 'type_drift'
                         end
                     {% endif %}

@@ -90,7 +90,8 @@ final as (
         coalesce(event_features.events_7d, 0) as events_7d,
         coalesce(event_features.events_30d, 0) as events_30d,
         coalesce(event_features.add_to_carts_30d, 0) as add_to_carts_30d,
-        {{ dbt.datediff('order_features.last_order_date', 'as_of.as_of_date', 'day') }} as days_since_last_order  -- noqa: LT05
+        cast({{ dbt.datediff('order_features.last_order_date', 'as_of.as_of_date', 'day') }} as bigint)  -- noqa: LT05
+            as days_since_last_order
     from customers
     cross join as_of
     left join order_features on customers.customer_id = order_features.customer_id

@@ -45,7 +45,7 @@ renamed as (
         {{ dbt.hash(dbt.concat(['_file_name', "'|'", 'spend_date', "'|'", 'channel', "'|'", 'campaign'])) }}
             as spend_key,
         {{ safe_cast('spend_date', 'date') }} as spend_date,
-        lower(channel) as channel,
+        {{ dbt.cast('lower(channel)', type_varchar()) }} as channel,
         lower(campaign) as campaign,
         {{ safe_cast('spend', 'decimal(12, 2)') }} as spend_amount,
         upper(currency) as currency_code,

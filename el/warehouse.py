@@ -1,0 +1,177 @@
+"""The warehouse el/ loads into and records its runs in: a DuckDB file or a PostgreSQL database.
+
+Which one follows the dbt target (DBT_TARGET, default `dev`): the `type` of that output in profiles.yml.
+A PostgreSQL warehouse is reached with the same SHOP_PG_* variables the profile reads, so dlt and dbt
+always write to the same database; the password comes from the environment (SHOP_PG_PASSWORD), never
+from the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import yaml
+
+DEFAULT_TARGET = "dev"
+ENGINES = ("duckdb", "postgres")
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be opened (a locked DuckDB file, an unreachable server)."""
+
+
+class MissingTableError(WarehouseError):
+    """The queried table does not exist (yet)."""
+
+
+@dataclass(frozen=True)
+class PgConnection:
+    """A PostgreSQL warehouse: the SHOP_PG_* variables of profiles.yml's `postgres` output."""
+
+    host: str = "localhost"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = ""
+    dbname: str = "analytics"
+
+    @classmethod
+    def from_env(cls) -> PgConnection:
+        env = os.environ
+        return cls(
+            host=env.get("SHOP_PG_HOST", cls.host),
+            port=int(env.get("SHOP_PG_PORT", cls.port)),
+            user=env.get("SHOP_PG_USER", cls.user),
+            password=env.get("SHOP_PG_PASSWORD", cls.password),
+            dbname=env.get("SHOP_PG_DBNAME", cls.dbname),
+        )
+
+    def as_env(self) -> dict[str, str]:
+        return {
+            "SHOP_PG_HOST": self.host,
+            "SHOP_PG_PORT": str(self.port),
+            "SHOP_PG_USER": self.user,
+            "SHOP_PG_PASSWORD": self.password,
+            "SHOP_PG_DBNAME": self.dbname,
+        }
+
+    def url(self) -> str:
+        auth = quote(self.user, safe="") + (":" + quote(self.password, safe="") if self.password else "")
+        return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}"
+
+    def display(self) -> str:
+        """Where, without the password (for messages)."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+
+def target_engine(project_root: Path, target: str) -> str:
+    """The `type` of dbt output `target` of profile `shop` in profiles.yml (duckdb or postgres)."""
+    profiles = yaml.safe_load((project_root / "profiles.yml").read_text(encoding="utf-8")) or {}
+    outputs = (profiles.get("shop") or {}).get("outputs") or {}
+    if target not in outputs:
+        raise WarehouseError(f"DBT_TARGET={target} is not an output of profiles.yml; choose from {', '.join(outputs)}")
+    engine = str(outputs[target].get("type", ""))
+    if engine not in ENGINES:
+        raise WarehouseError(f"dbt target {target} has type {engine!r}; el/ loads into {' or '.join(ENGINES)}")
+    return engine
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    engine: str  # duckdb or postgres
+    path: Path  # the DuckDB file (duckdb); the folder next to it keeps dlt's pipelines and lock files
+    postgres: PgConnection | None = None
+
+    @property
+    def name(self) -> str:
+        return self.postgres.display() if self.postgres else str(self.path)
+
+    def destination(self) -> Any:
+        import dlt
+
+        if self.postgres:
+            from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+            # resolved here: an empty password (trust auth, ~/.pgpass) is a valid setting, not a missing one
+            credentials = PostgresCredentials()
+            credentials.parse_native_representation(self.postgres.url())
+            credentials.password = self.postgres.password
+            credentials.resolve()
+            return dlt.destinations.postgres(credentials=credentials)
+        return dlt.destinations.duckdb(str(self.path))
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[Any]:
+        """A DB-API connection (committed on success); WarehouseError when it cannot be opened."""
+        if self.postgres:
+            import psycopg
+
+            try:
+                conn = psycopg.connect(self.postgres.url(), connect_timeout=10)
+            except psycopg.OperationalError as exc:
+                raise WarehouseError(f"{self.name} unreachable: {str(exc).strip().splitlines()[0]}") from exc
+            with conn:
+                yield conn
+            return
+        import duckdb
+
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise WarehouseError(str(exc).splitlines()[0]) from exc
+        with conn:
+            yield conn
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    def execute(self, script: str = "", statements: Sequence[tuple[str, Sequence[Any]]] = ()) -> None:
+        """Run `script` (statements separated by `;`, no parameters), then each (sql, params) of
+        `statements` (`?` placeholders), in one transaction."""
+        with self.connect() as conn:
+            for statement in (s.strip() for s in script.split(";")):
+                if statement:
+                    conn.execute(statement)
+            for sql, params in statements:
+                conn.execute(self._sql(sql), params)
+
+    def executemany(self, script: str, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self.connect() as conn:
+            for statement in (s.strip() for s in script.split(";")):
+                if statement:
+                    conn.execute(statement)
+            if self.postgres:
+                with conn.cursor() as cur:
+                    cur.executemany(self._sql(sql), rows)
+            else:
+                conn.executemany(sql, rows)
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a query as dicts; MissingTableError when a table it reads does not exist."""
+        with self.connect(read_only=True) as conn:
+            try:
+                cursor = conn.execute(self._sql(sql), params)
+            except Exception as exc:
+                if type(exc).__name__ in ("CatalogException", "UndefinedTable"):
+                    raise MissingTableError(str(exc).splitlines()[0]) from exc
+                raise
+            columns = [d[0] for d in cursor.description]
+            return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+
+    def check(self) -> None:
+        """Fail fast and clearly when the warehouse cannot be opened for writing."""
+        with self.connect():
+            pass
+
+
+def warehouse_for(engine: str, path: Path, postgres: PgConnection | None) -> Warehouse:
+    if engine == "postgres":
+        return Warehouse("postgres", path, postgres or PgConnection.from_env())
+    return Warehouse("duckdb", path)
