@@ -5,11 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh airflow
 root="$(pwd)"
-export PATH="$root/.venv/bin:$PATH" PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" SHOP_PROJECT_ROOT="$root"
+venv="$(cd "${VENV:-.venv}" && pwd)"
+export PATH="$venv/bin:$PATH" PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" SHOP_PROJECT_ROOT="$root"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$root/data/airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$root/orchestration/dags}"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY=False
+# the first parse renders the dbt project with `dbt ls` (cached afterwards): more than the default 30 s on a slow box
+export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="${AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT:-180}"
+export AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT="${AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT:-180}"
 export AIRFLOW__API__HOST=127.0.0.1
 export AIRFLOW__API__PORT="${SHOP_AIRFLOW_PORT:-8080}"
 mkdir -p "$AIRFLOW_HOME"

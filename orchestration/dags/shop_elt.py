@@ -83,7 +83,9 @@ with DAG(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=DEADLINE,
         callback=SyncCallback(deadline_missed),
-    ),
+    )
+    if DEADLINE
+    else None,  # SHOP_AIRFLOW_DEADLINE_MINUTES=0: no deadline alert
     tags=["shop", "dbt", "dlt"],
 ) as dag:
 
