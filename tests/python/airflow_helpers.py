@@ -47,7 +47,7 @@ def airflow_env(home: Path, settings: Settings, **extra: str) -> dict[str, str]:
         SHOP_AIRFLOW_RETRIES="0",
         # a first parse renders the project with `dbt ls` (cached afterwards): more than Airflow's 30 s on a busy CI box
         AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="300",
-        AIRFLOW__CORE__DAG_FILE_PROCESSOR_TIMEOUT="300",
+        AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT="300",
     )
     return env_for(settings, **{**defaults, **extra})
 
