@@ -49,14 +49,14 @@ class TaskRun:
         return PipelineRun(self.settings, detect(self.settings.project_root), self.run_id, options)
 
     def begin(self) -> None:
-        with exclusive(self.settings.warehouse, f"airflow {self.run_id} begin"):
+        with exclusive(self.settings.warehouse_db, f"airflow {self.run_id} begin"):
             self.pipeline().begin()
 
     def step(self, name: str, action: Callable[[PipelineRun], str]) -> StepResult:
         """Run one step under the warehouse lock, record it in el_meta.pipeline_runs; raise if it failed
         (Airflow then retries the task), return it when it was ok or skipped."""
         run = self.pipeline()
-        with exclusive(self.settings.warehouse, f"airflow {self.run_id} {name}"):
+        with exclusive(self.settings.warehouse_db, f"airflow {self.run_id} {name}"):
             result = run.step(name, lambda: action(run))
             record_steps(self.settings, self.run_id, [result])
         if result.status == "failed":
@@ -84,7 +84,7 @@ class TaskRun:
         """Close the run's `run` row opened by `begin` (ok, or failed with the failed tasks named)."""
         status = "failed" if failed_tasks else "ok"
         detail = ("failed tasks: " + ", ".join(sorted(failed_tasks))) if failed_tasks else None
-        with exclusive(self.settings.warehouse, f"airflow {self.run_id} finish"), duckdb.connect(
+        with exclusive(self.settings.warehouse_db, f"airflow {self.run_id} finish"), duckdb.connect(
             str(self.settings.warehouse)
         ) as conn:
             conn.execute(DDL)
@@ -126,7 +126,7 @@ def hold_warehouse(context: Mapping[str, Any]) -> None:
     which fails the task: it is retried). Released by `release_warehouse` or when the process ends."""
     settings = Settings.from_env()
     stack = ExitStack()
-    stack.enter_context(exclusive(settings.warehouse, f"airflow {_key(context)}"))
+    stack.enter_context(exclusive(settings.warehouse_db, f"airflow {_key(context)}"))
     _held[_key(context)] = stack
 
 

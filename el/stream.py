@@ -202,7 +202,7 @@ def batch_lock(settings: Settings, what: str, first: bool, stop: Stopper) -> Ite
     announced = False
     while True:
         try:
-            with exclusive(settings.warehouse, what):
+            with exclusive(settings.warehouse_db, what):
                 yield
             return
         except AlreadyRunningError as exc:
