@@ -90,6 +90,10 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
     from el.sources.kafka import StreamError
     from el.stream import Replay, StreamConfig, StreamOptions, run_stream
 
+    if settings.engine != "duckdb":
+        # its offsets, metrics and lock bookkeeping are proven on the DuckDB warehouse only
+        print(f"el stream: not supported on a {settings.engine} warehouse yet (DuckDB only)", file=sys.stderr)
+        return 2
     try:
         config = StreamConfig.from_env()
         if args.max_rows:

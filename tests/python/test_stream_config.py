@@ -83,3 +83,21 @@ def test_the_order_status_schema_rejects_what_staging_could_not_cast() -> None:
     assert verdict({**good, "status": "lost"}) == "schema_violation"
     assert verdict([good]) == "schema_violation"
     assert verdict(b"\xff\xfe") == "malformed_JSON"
+
+
+def test_el_stream_refuses_a_postgres_warehouse_in_one_line(tmp_path: Path) -> None:
+    """Streaming is proven on DuckDB only: a PostgreSQL target is refused before anything is read."""
+    from tests.python.el_helpers import env_for, settings_for
+
+    settings = settings_for(tmp_path)
+    env = {**env_for(settings), "DBT_TARGET": "postgres", "SHOP_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "el.cli", "stream", "--max-batches", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "el stream: not supported on a postgres warehouse yet (DuckDB only)"
+    assert not settings.warehouse.exists()
