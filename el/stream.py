@@ -235,7 +235,7 @@ class Streamer:
     def batch(self, number: int) -> bool:
         """One micro-batch of every topic; True when every topic was caught up."""
         pipeline = self.loader.pipeline(PIPELINE)
-        check_warehouse(self.settings.warehouse)
+        check_warehouse(self.settings.warehouse_db)
         set_aside_failed_packages(pipeline, "left by an earlier run that failed before loading")
         pending = pipeline.list_normalized_load_packages()
         if pending:
@@ -289,7 +289,7 @@ class Streamer:
                     try:
                         caught_up = self.batch(number)
                     finally:
-                        store(self.settings.warehouse, self.loader.metrics[stored:])
+                        store(self.settings.warehouse_db, self.loader.metrics[stored:])
             except AlreadyRunningError:
                 if number == 1:
                     raise
