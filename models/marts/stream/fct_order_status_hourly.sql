@@ -41,7 +41,8 @@ hourly as (
 
 final as (
     select
-        {{ dbt.concat([dbt.cast('window_start', dbt.type_string()), "'|'", 'order_status']) }} as window_key,
+        {{ dbt.cast(dbt.concat([dbt.cast('window_start', dbt.type_string()), "'|'", 'order_status']), type_varchar()) }}
+            as window_key,
         cast(window_start as timestamp) as window_start,
         cast({{ dbt.dateadd('hour', 1, 'window_start') }} as timestamp) as window_end,
         order_status,

@@ -11,10 +11,10 @@ source_rows as (
 
 renamed as (
     select
-        {{ dbt.concat([
+        {{ dbt.cast(dbt.concat([
             'kafka_topic', "':'", dbt.cast('kafka_partition', dbt.type_string()), "':'",
             dbt.cast('kafka_offset', dbt.type_string()),
-        ]) }} as message_id,
+        ]), type_varchar()) }} as message_id,
         kafka_topic as topic,
         kafka_partition as partition_id,
         kafka_offset as message_offset,
