@@ -27,6 +27,8 @@ if [ ! -f "$stamp" ]; then
         echo "bootstrap: installation failed; the whole pip output is in $log" >&2
         exit 1
     fi
-    rm -f "$VENV"/.installed-"$tag"-* "$VENV"/.installed-[0-9a-f]*
+    # drop this set's older stamps only: the hash is 16 characters, so `dev-????...` never matches
+    # `dev-airflow-...` (each set of extras keeps its own stamp; older checkouts' stamps had no tag)
+    rm -f "$VENV"/.installed-"$tag"-???????????????? "$VENV"/.installed-????????????????
     touch "$stamp"
 fi
