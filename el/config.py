@@ -17,7 +17,9 @@ class ConfigError(ValueError):
     """The configuration cannot work; the message says which setting and why."""
 
 
-def _float_env(name: str, default: float) -> float:
+def float_env(name: str, default: float, *, allow_zero: bool = True) -> float:
+    """The number in environment variable `name`, else `default`; a ConfigError names the variable when the
+    value is not a number, is negative, or is zero where `allow_zero` is False."""
     raw = os.environ.get(name)
     if raw is None:
         return default
@@ -25,8 +27,8 @@ def _float_env(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value < 0:
-        raise ConfigError(f"{name}={raw!r} must not be negative")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name}={raw!r} must be {'zero or more' if allow_zero else 'positive'}")
     return value
 
 
@@ -57,11 +59,11 @@ class SourceConfig:
             shop_db_url=url,
             events_url=os.environ.get("SHOP_EVENTS_URL") or None,
             files_dir=Path(os.environ.get("SHOP_FILES_DIR", settings.sources_root / "marketing")),
-            shop_lag_seconds=_float_env("SHOP_LAG_HOURS", 6.0) * 3600,
-            events_lag_seconds=_float_env("SHOP_EVENTS_LAG_HOURS", 1.0) * 3600,
-            events_max_attempts=max(1, int(_float_env("SHOP_EVENTS_MAX_ATTEMPTS", 8))),
-            events_backoff_factor=_float_env("SHOP_EVENTS_BACKOFF_FACTOR", 0.5),
-            events_page_size=max(1, int(_float_env("SHOP_EVENTS_PAGE_SIZE", 500))),
-            events_max_lateness_days=_float_env("SHOP_EVENTS_MAX_LATENESS_DAYS", 30.0),
-            events_max_clock_skew_minutes=_float_env("SHOP_EVENTS_MAX_CLOCK_SKEW_MINUTES", 60.0),
+            shop_lag_seconds=float_env("SHOP_LAG_HOURS", 6.0) * 3600,
+            events_lag_seconds=float_env("SHOP_EVENTS_LAG_HOURS", 1.0) * 3600,
+            events_max_attempts=max(1, int(float_env("SHOP_EVENTS_MAX_ATTEMPTS", 8))),
+            events_backoff_factor=float_env("SHOP_EVENTS_BACKOFF_FACTOR", 0.5),
+            events_page_size=max(1, int(float_env("SHOP_EVENTS_PAGE_SIZE", 500))),
+            events_max_lateness_days=float_env("SHOP_EVENTS_MAX_LATENESS_DAYS", 30.0),
+            events_max_clock_skew_minutes=float_env("SHOP_EVENTS_MAX_CLOCK_SKEW_MINUTES", 60.0),
         )

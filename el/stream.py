@@ -24,7 +24,7 @@ from typing import Any
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from el.config import ConfigError
+from el.config import ConfigError, float_env
 from el.contracts import as_timestamp
 from el.load import Loader, LoadError, _explain, check_warehouse, new_run_id, set_aside_failed_packages
 from el.lock import AlreadyRunningError, exclusive
@@ -69,19 +69,6 @@ def _secret(name: str) -> str | None:
     return found or None
 
 
-def _positive(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be positive")
-    return value
-
-
 @dataclass(frozen=True)
 class StreamConfig:
     client: dict[str, str]  # librdkafka settings: bootstrap servers, SASL/TLS
@@ -104,8 +91,8 @@ class StreamConfig:
         return cls(
             client=client,
             topics=topics,
-            max_rows=int(_positive("SHOP_STREAM_MAX_ROWS", 5000)),
-            max_seconds=_positive("SHOP_STREAM_MAX_SECONDS", 10.0),
+            max_rows=int(float_env("SHOP_STREAM_MAX_ROWS", 5000, allow_zero=False)),
+            max_seconds=float_env("SHOP_STREAM_MAX_SECONDS", 10.0, allow_zero=False),
             schema_dir=Path(os.environ.get("SHOP_STREAM_SCHEMA_DIR") or SCHEMA_DIR),
         )
 

@@ -57,6 +57,22 @@ def test_secrets_toml_gives_broker_and_credentials_and_the_environment_wins(tmp_
     assert (topics, max_rows) == (["a", "b"], 10)
 
 
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("SHOP_STREAM_MAX_ROWS", "0", "must be positive"),
+        ("SHOP_STREAM_MAX_SECONDS", "-1", "must be positive"),
+        ("SHOP_STREAM_MAX_ROWS", "many", "is not a number"),
+    ],
+)
+def test_a_batch_bound_that_is_not_positive_fails_with_its_name(
+    tmp_path: Path, name: str, raw: str, message: str
+) -> None:
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        _config(tmp_path, SHOP_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092", **{name: raw})
+    assert f"{name}={raw!r} {message}" in failed.value.stderr
+
+
 def test_replay_positions_parse_or_fail_clearly() -> None:
     assert Replay.parse("order_status:2:120") == Replay("order_status", 2, 120)
     assert Replay.parse("shop.orders:0:0") == Replay("shop.orders", 0, 0)
