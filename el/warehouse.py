@@ -2,8 +2,10 @@
 
 Which one follows the dbt target (DBT_TARGET, default `dev`): the `type` of that output in profiles.yml.
 A PostgreSQL warehouse is reached with the same SHOP_PG_* variables the profile reads, so dlt and dbt
-always write to the same database; the password comes from the environment (SHOP_PG_PASSWORD), never
-from the repository.
+always write to the same database. Each setting comes from its SHOP_PG_* variable, else from dlt's
+`[destination.postgres.credentials]` in the git-ignored `.dlt/secrets.toml` (host, port, username,
+password, database), else the default; never from the repository. el/ hands the resolved values to every
+dbt process it starts, so the profile sees the same connection.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import dlt
 import yaml
 
 DEFAULT_TARGET = "dev"
@@ -42,13 +45,27 @@ class PgConnection:
 
     @classmethod
     def from_env(cls) -> PgConnection:
-        env = os.environ
+        """SHOP_PG_<NAME> from the environment, else dlt's secrets (`.dlt/secrets.toml`), else the default."""
+
+        def setting(variable: str, secret: str, default: str) -> str:
+            value = os.environ.get(variable)
+            if value is not None:
+                return value
+            try:
+                found = dlt.secrets.get(f"destination.postgres.credentials.{secret}")
+            except Exception:  # an unreadable secrets file reads as "not set", like a missing one
+                found = None
+            return default if found is None else str(found)
+
+        port = setting("SHOP_PG_PORT", "port", str(cls.port))
+        if not port.isdigit():
+            raise WarehouseError(f"the PostgreSQL port {port!r} (SHOP_PG_PORT or secrets.toml) is not a number")
         return cls(
-            host=env.get("SHOP_PG_HOST", cls.host),
-            port=int(env.get("SHOP_PG_PORT", cls.port)),
-            user=env.get("SHOP_PG_USER", cls.user),
-            password=env.get("SHOP_PG_PASSWORD", cls.password),
-            dbname=env.get("SHOP_PG_DBNAME", cls.dbname),
+            host=setting("SHOP_PG_HOST", "host", cls.host),
+            port=int(port),
+            user=setting("SHOP_PG_USER", "username", cls.user),
+            password=setting("SHOP_PG_PASSWORD", "password", cls.password),
+            dbname=setting("SHOP_PG_DBNAME", "database", cls.dbname),
         )
 
     def as_env(self) -> dict[str, str]:

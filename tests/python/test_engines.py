@@ -30,7 +30,7 @@ from el.settings import Settings
 from el.warehouse import PgConnection
 from shopsim import SimConfig, Simulator
 from shopsim.config import Rates
-from tests.python.el_helpers import demo_events_url, env_for, load_sources, settings_for
+from tests.python.el_helpers import BATCH_MARTS, demo_events_url, env_for, load_sources, settings_for
 from tests.python.pg import scratch_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -38,18 +38,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 HARSH = Rates(duplicate=0.2, late=0.3, update=0.4, late_update=0.3, restatement=0.6, bad_row=0.06, soft_delete=0.05)
 DAYS = 3
 LOOKBACK_DAYS = 1  # shorter than the simulator's lateness (max_late_days): late events miss the safety net
-MARTS = (
-    "dim_customers",
-    "dim_products",
-    "fct_customer_features",
-    "fct_daily_revenue",
-    "fct_marketing_daily",
-    "fct_order_items",
-    "fct_orders",
-    "fct_rejects",
-    "fct_sessions",
-    "fct_user_daily_activity",
-)
 # load-time lineage differs between two loads of the same data: the watermarks and extraction times
 LOAD_TIME_COLUMNS = ("_watermark", "first_extracted_at", "last_extracted_at")
 # a reject's raw record is JSON text rendered by each engine (key spacing, number formatting), and its
@@ -122,7 +110,7 @@ def normalise(value: Any) -> Any:
 
 def mart_rows(fetch: Any, columns_of: Any) -> dict[str, list[tuple[Any, ...]]]:
     content = {}
-    for mart in MARTS:
+    for mart in BATCH_MARTS:
         skipped = LOAD_TIME_COLUMNS + ENGINE_RENDERED.get(mart, ())
         columns = [c for c in columns_of(mart) if c not in skipped]
         listed = ", ".join(f'"{c}"' for c in columns)
@@ -206,7 +194,7 @@ def test_duckdb_and_postgres_build_the_same_marts_and_incremental_equals_full_re
         assert steps["dbt build"] == "ok" and steps["source freshness"] == "ok"
 
         duck, incremental = duckdb_marts(on_duckdb), postgres_marts(url)
-        for mart in MARTS:
+        for mart in BATCH_MARTS:
             assert duck[mart], f"{mart} is empty: the comparison would prove nothing"
             assert incremental[mart] == duck[mart], f"{mart} differs between DuckDB and PostgreSQL"
         print("rows per mart:", {mart: len(rows) for mart, rows in duck.items()})
@@ -219,7 +207,7 @@ def test_duckdb_and_postgres_build_the_same_marts_and_incremental_equals_full_re
         assert full.returncode == 0, full.stdout[-3000:]
         print(f"PostgreSQL --full-refresh build: {time.perf_counter() - clock:.0f}s")
         rebuilt = postgres_marts(url)
-        for mart in MARTS:
+        for mart in BATCH_MARTS:
             assert incremental[mart] == rebuilt[mart], f"{mart}: incremental differs from --full-refresh on PostgreSQL"
 
 
@@ -256,3 +244,51 @@ def test_an_unreachable_or_unknown_warehouse_is_a_clear_error(tmp_path: Path) ->
         [sys.executable, "-m", "el.cli", "load"], capture_output=True, text=True, env={**env, "DBT_TARGET": "nope"}
     )
     assert unknown.returncode == 2 and "el: DBT_TARGET=nope is not an output of profiles.yml" in unknown.stderr
+
+
+def test_the_postgres_connection_comes_from_secrets_toml_when_the_environment_is_silent(tmp_path: Path) -> None:
+    """No SHOP_PG_* variable: `el` reads dlt's `[destination.postgres.credentials]` in `.dlt/secrets.toml` and
+    hands the same connection to dbt, which seeds into that database; a SHOP_PG_* variable still wins."""
+    with scratch_database() as url:
+        parts = urlsplit(url)
+        dbname = parts.path.lstrip("/")
+        project = tmp_path / "dlt_project"
+        (project / ".dlt").mkdir(parents=True)
+        (project / ".dlt" / "secrets.toml").write_text(
+            "[destination.postgres.credentials]\n"
+            f'host = "{parts.hostname or "127.0.0.1"}"\nport = {parts.port or 5432}\n'
+            f'username = "{parts.username or "postgres"}"\ndatabase = "{dbname}"\n'
+            + (f'password = "{parts.password}"\n' if parts.password else "")
+        )
+        env = {k: v for k, v in env_for(settings_for(tmp_path)).items() if not k.startswith("SHOP_PG_")}
+        env.update(
+            PYTHONPATH=str(settings_for(tmp_path).project_root), DBT_TARGET="postgres", DLT_PROJECT_DIR=str(project)
+        )
+        seeded = subprocess.run(
+            [sys.executable, "-m", "el.cli", "dbt", "seed", "--select", "countries"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=300,
+        )
+        assert seeded.returncode == 0, seeded.stdout[-3000:] + seeded.stderr[-2000:]
+        with psycopg.connect(url) as conn:
+            tables = conn.execute(
+                "select table_schema from information_schema.tables where table_name = 'countries'"
+            ).fetchall()
+            assert len(tables) == 1, tables
+            countries = conn.execute(f'select count(*) from "{tables[0][0]}".countries').fetchone()
+        expected = len((settings_for(tmp_path).project_root / "seeds" / "countries.csv").read_text().splitlines()) - 1
+        assert countries == (expected,)
+        # the environment wins over secrets.toml: an unreachable port from SHOP_PG_PORT is refused in one line
+        refused = subprocess.run(
+            [sys.executable, "-m", "el.cli", "dbt", "seed", "--select", "countries"],
+            capture_output=True,
+            text=True,
+            env={**env, "SHOP_PG_PORT": "1"},
+            check=False,
+            timeout=120,
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert f":1/{dbname} unreachable" in refused.stderr
