@@ -19,6 +19,35 @@
     group by source_name, source_table, reason, raw_record
 {% endmacro %}
 
+{% macro staged_el_rejects(rejects_relation) %}
+    {#- The staging model of one source's el/ rejects table (`rejects_relation`, a source()): the raw
+        columns renamed to the rejects vocabulary, then one row per record (`deduplicated_rejects`). The
+        four `stg_<source>__rejects` models differ only in the source they read. -#}
+    with
+
+    rejects as (
+        select * from {{ rejects_relation }}
+    ),
+
+    renamed as (
+        select
+            source as source_name,
+            source_table,
+            reason_code,
+            reason,
+            record as raw_record,
+            _source as source_location,
+            _extracted_at
+        from rejects
+    ),
+
+    deduplicated as (
+        {{ deduplicated_rejects('renamed') }}
+    )
+
+    select * from deduplicated
+{% endmacro %}
+
 {% macro cast_failed(check) -%}
     {#- True when the raw value of `check` is present but does not fit its staging type. -#}
     ({{ check.expression }} is not null and {{ safe_cast(check.expression, check.type) }} is null)
