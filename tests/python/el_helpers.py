@@ -14,6 +14,20 @@ import duckdb
 from el.settings import Settings
 from tests.python.conftest import PROJECT_ROOT
 
+# the marts `el run` builds (the stream's fct_order_status_hourly is fed by `el stream`), compared row for row
+# between engines, orchestrators and full refreshes
+BATCH_MARTS = (
+    "dim_customers",
+    "dim_products",
+    "fct_customer_features",
+    "fct_daily_revenue",
+    "fct_marketing_daily",
+    "fct_order_items",
+    "fct_orders",
+    "fct_rejects",
+    "fct_sessions",
+    "fct_user_daily_activity",
+)
 # events the API has delivered so far: received up to the simulated "now" (later ones are still in flight)
 SERVED = "received_at <= (select value from meta where key = 'served_until')"
 
