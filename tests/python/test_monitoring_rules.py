@@ -1,0 +1,86 @@
+"""Alert rules as code: `promtool test rules` over monitoring/alerts_test.yml, every rule covered firing
+and silent; metrics export never fails a run (unreachable Pushgateway: a warning, the file still written)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from el import prom
+from el.metrics import LoadMetric
+from tests.python.conftest import PROJECT_ROOT
+from tests.python.el_helpers import settings_for
+
+RULES = PROJECT_ROOT / "monitoring" / "alerts.yml"
+RULE_TESTS = PROJECT_ROOT / "monitoring" / "alerts_test.yml"
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool missing: apt-get install prometheus (scripts/test.sh does it as root)"
+)
+
+
+@needs_promtool
+def test_rules_are_valid_and_their_unit_tests_pass() -> None:
+    check = subprocess.run([PROMTOOL, "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    done = subprocess.run(
+        [PROMTOOL, "test", "rules", RULE_TESTS.name], cwd=RULE_TESTS.parent, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
+def test_every_rule_is_tested_firing_and_silent() -> None:
+    rules = {r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}
+    assert len(rules) == 6
+    fired: set[str] = set()
+    silent: set[str] = set()
+    for case in yaml.safe_load(RULE_TESTS.read_text())["tests"]:
+        for check in case.get("alert_rule_test", []):
+            (fired if check.get("exp_alerts") else silent).add(check["alertname"])
+    assert fired == rules, f"rules never tested firing: {rules - fired}"
+    assert silent == rules, f"rules never tested silent: {rules - silent}"
+
+
+def test_export_writes_the_textfile_and_only_warns_when_the_gateway_is_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    settings = settings_for(tmp_path)
+    monkeypatch.setenv(prom.PUSHGATEWAY_ENV, "http://127.0.0.1:1")  # nothing listens there
+    snapshot = prom.RunSnapshot(
+        "shop_elt",
+        "unit-1",
+        finished=True,
+        failed=True,
+        loads=[LoadMetric("unit-1", "shop_db", "orders", 7, 2, 300, 1.5, None, now, now, "ok")],
+        steps={"load": ("failed", 2.0), "run": ("failed", 3.0)},
+        dbt_nodes={("test", "fail"): 3},
+    )
+    path = prom.export(settings, snapshot)
+    assert path == tmp_path / "wh" / "metrics" / "shop_elt.prom"
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(path.read_text())
+        for s in family.samples
+    }
+    assert samples[("shop_run_failed", ())] == 1
+    assert samples[("shop_el_rows_loaded", (("source", "shop_db"), ("table", "orders")))] == 7
+    assert samples[("shop_el_rows_rejected", (("source", "shop_db"), ("table", "orders")))] == 2
+    assert samples[("shop_step_failed", (("step", "load"),))] == 1
+    assert samples[("shop_dbt_nodes", (("resource_type", "test"), ("status", "fail")))] == 3
+    assert "warning: metrics not pushed to http://127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_metrics_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(prom.METRICS_DIR_ENV, str(tmp_path / "textfiles"))
+    path = prom.export(settings_for(tmp_path), prom.RunSnapshot("shop_stream", "s-1", finished=False, failed=False))
+    assert path == tmp_path / "textfiles" / "shop_stream.prom"
+    assert 'shop_run_info{run_id="s-1"} 1.0' in path.read_text()
