@@ -179,7 +179,6 @@ def json_logs(args: argparse.Namespace, argv: list[str]) -> int:
     from el.load import new_run_id
 
     run_id = getattr(args, "run_id", None) or os.environ.get("SHOP_RUN_ID") or new_run_id()
-    argv = [a for i, a in enumerate(argv) if not a.startswith("--log-format") and argv[i - 1 : i] != ["--log-format"]]
     if args.command in ("run", "stream") and not args.run_id:
         argv += ["--run-id", run_id]
     return run_as_json(argv, run_id, args.command)
@@ -190,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    if args.log_format == "json" or (args.log_format is None and os.environ.get("SHOP_LOG_FORMAT") == "json"):
+    json_wanted = args.log_format == "json" or (args.log_format is None and os.environ.get("SHOP_LOG_FORMAT") == "json")
+    if json_wanted and not os.environ.get("SHOP_LOG_CHILD"):  # the child of json_logs prints plain lines
         return json_logs(args, argv)
     try:
         settings = Settings.from_env()

@@ -16,16 +16,8 @@ import threading
 from typing import IO, Any
 
 FORMAT_ENV = "SHOP_LOG_FORMAT"
-FORMATS = ("text", "json")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ERROR = re.compile(r"\b(error|failed|traceback)\b", re.IGNORECASE)
-
-
-def wanted(flag: str | None) -> bool:
-    value = (flag or os.environ.get(FORMAT_ENV) or "text").lower()
-    if value not in FORMATS:
-        raise ValueError(f"log format {value!r}: use one of {', '.join(FORMATS)} ({FORMAT_ENV} or --log-format)")
-    return value == "json"
 
 
 def record(line: str, stream: str, run_id: str, command: str) -> dict[str, Any]:
@@ -51,7 +43,7 @@ def _pump(source: IO[str], sink: IO[str], stream: str, run_id: str, command: str
 
 def run_as_json(argv: list[str], run_id: str, command: str) -> int:
     """Run `el <argv>` in a child process (same interpreter) with its output as JSON lines."""
-    env = {**os.environ, FORMAT_ENV: "text", "SHOP_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, FORMAT_ENV: "text", "SHOP_LOG_CHILD": "1", "SHOP_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
     child = subprocess.Popen(
         [sys.executable, "-m", "el.cli", *argv],
         stdout=subprocess.PIPE,

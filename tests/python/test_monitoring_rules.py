@@ -84,3 +84,36 @@ def test_metrics_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest
     path = prom.export(settings_for(tmp_path), prom.RunSnapshot("shop_stream", "s-1", finished=False, failed=False))
     assert path == tmp_path / "textfiles" / "shop_stream.prom"
     assert 'shop_run_info{run_id="s-1"} 1.0' in path.read_text()
+
+
+def test_dag_tasks_export_metrics_and_lineage_of_a_failed_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Airflow tasks' code (el.orchestration, no Airflow needed): a failed load, then `finish`."""
+    import json
+
+    from el.lineage import run_uuid
+    from el.orchestration import TaskRun
+    from el.pipeline import StepFailedError
+
+    monkeypatch.setenv("SHOP_DB_URL", "postgresql://postgres@127.0.0.1:1/nothing")  # unreachable
+    settings = settings_for(tmp_path)
+    task = TaskRun(settings, "airflow-manual__1")
+    task.begin()
+    with pytest.raises(StepFailedError, match="unreachable"):
+        task.load("shop_db")
+    assert task.finish(["load_shop_db"]) == "failed"
+    text = (tmp_path / "wh" / "metrics" / "shop_elt.prom").read_text()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("shop_run_info", (("run_id", "airflow-manual__1"),))] == 1
+    assert samples[("shop_run_failed", ())] == 1
+    assert samples[("shop_step_failed", (("step", "load shop_db"),))] == 1
+    assert not any(name == "shop_step_last_success_timestamp_seconds" for name, _ in samples)  # never succeeded
+    events = [json.loads(line) for line in (tmp_path / "wh" / "lineage" / "openlineage.jsonl").read_text().splitlines()]
+    load = [e for e in events if e["job"]["name"] == "load_shop_db"]
+    assert [e["eventType"] for e in load] == ["START", "FAIL"]
+    assert "unreachable" in load[1]["run"]["facets"]["errorMessage"]["message"]
+    assert load[1]["run"]["facets"]["parent"]["run"]["runId"] == run_uuid("airflow-manual__1")
+    assert [e["eventType"] for e in events if e["job"]["name"] == "shop_elt"] == ["START", "FAIL"]
