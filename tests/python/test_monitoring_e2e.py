@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from el.lineage import run_uuid, source_namespace
+from el.mode import detect
 from shopsim import SimConfig, Simulator
 from tests.python.conftest import PROJECT_ROOT
 from tests.python.el_helpers import demo_events_url, env_for, settings_for, wh
@@ -183,6 +184,9 @@ def test_every_log_line_is_json_with_the_run_id(demo_run: DemoRun) -> None:
     assert len(messages) > 50  # dlt's, dbt's and el's own lines, all wrapped
     assert any("source freshness: ok" in m for m in messages)
     assert any("result: ok" in m for m in messages)
+    # core mode here (no package hub): Elementary's `edr monitor` alerts are said to be skipped, in one line
+    if not detect(PROJECT_ROOT).full:
+        assert any("elementary alerts skipped - core mode" in m for m in messages)
 
 
 def _lineage(settings: Any) -> list[dict[str, Any]]:
@@ -228,6 +232,11 @@ def test_lineage_walks_source_to_exposure_under_one_run_id(demo_run: DemoRun) ->
     layers = [name.split(".")[0] for name in names[1:-1]]
     assert names[1] == "raw_shop.orders"
     assert any("staging" in layer for layer in layers) and "marts" in layers[-1], names
+    # seeds are inputs too (dim_customers reads the countries seed)
+    assert ("main_reference.countries" in {d["name"] for e in events if e["job"]["name"] == "dbt.dim_customers"
+            for d in e["inputs"]})  # fmt: skip
+    parent_states = [e["eventType"] for e in _lineage(demo_run.settings) if e["job"]["name"] == "shop_elt"]
+    assert parent_states == ["START", "COMPLETE"]
 
 
 def test_failing_run_makes_pipeline_failed_fire(stack: Stack, demo_run: DemoRun) -> None:
