@@ -79,7 +79,10 @@ def run_done(settings: Settings, run_id: str, started: dt.datetime | None = None
             print(f"el: lineage of run {run_id} emitted to {emitter.where}", flush=True)
         except Exception as exc:
             _say(f"warning: lineage of run {run_id} not emitted: {exc}")
-    edr_monitor(settings, full_mode)
+    try:
+        edr_monitor(settings, full_mode)
+    except Exception as exc:
+        _say(f"warning: edr monitor not run: {exc}")
 
 
 def edr_monitor(settings: Settings, full_mode: bool) -> bool:
@@ -90,7 +93,7 @@ def edr_monitor(settings: Settings, full_mode: bool) -> bool:
         return False
     url = webhook_url()
     if not url:
-        print(f"el: elementary alerts skipped - no webhook (set {'SHOP_ALERT_WEBHOOK_URL'})", flush=True)
+        print("el: elementary alerts skipped - no webhook (set SHOP_ALERT_WEBHOOK_URL)", flush=True)
         return False
     from el.dbt import DbtRunner
     from el.mode import detect

@@ -117,3 +117,45 @@ def test_dag_tasks_export_metrics_and_lineage_of_a_failed_run(tmp_path: Path, mo
     assert "unreachable" in load[1]["run"]["facets"]["errorMessage"]["message"]
     assert load[1]["run"]["facets"]["parent"]["run"]["runId"] == run_uuid("airflow-manual__1")
     assert [e["eventType"] for e in events if e["job"]["name"] == "shop_elt"] == ["START", "FAIL"]
+
+
+def test_lineage_goes_to_the_http_endpoint_when_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SHOP_OPENLINEAGE_URL: the events are POSTed (a real local HTTP server), and no file is written."""
+    import datetime as dt
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from el import lineage
+
+    received: list[tuple[str, dict]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(201)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv(lineage.URL_ENV, f"http://127.0.0.1:{server.server_address[1]}")
+        settings = settings_for(tmp_path)
+        now = dt.datetime.now(dt.UTC)
+        emitter = lineage.emitter(settings, "http-1")
+        assert emitter is not None
+        emitter.loads([LoadMetric("http-1", "shop_db", "orders", 12, 1, 900, 0.5, "l1", now, now, "ok")])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(path, body["eventType"]) for path, body in received] == [
+        ("/api/v1/lineage", "START"),
+        ("/api/v1/lineage", "COMPLETE"),
+    ]
+    output = received[1][1]["outputs"][0]
+    assert output["name"] == "raw_shop.orders" and output["outputFacets"]["outputStatistics"]["rowCount"] == 12
+    assert received[1][1]["inputs"][0] == {**received[1][1]["inputs"][0], "namespace": "shop-source://shop_db"}
+    assert not lineage.lineage_file(settings).exists()
