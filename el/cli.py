@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from dataclasses import replace
 
@@ -125,6 +126,9 @@ def cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="el", description="shop ELT: extract-load with dlt, transform with dbt")
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), help="json: a JSON object per line, with the run id (SHOP_LOG_FORMAT)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     mode = sub.add_parser("mode", help="say whether dbt runs in full or core mode, and why")
@@ -169,10 +173,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def json_logs(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run this very command again as a child whose every output line becomes JSON with the run id."""
+    from el.jsonlog import run_as_json
+    from el.load import new_run_id
+
+    run_id = getattr(args, "run_id", None) or os.environ.get("SHOP_RUN_ID") or new_run_id()
+    if args.command in ("run", "stream") and not args.run_id:
+        argv += ["--run-id", run_id]
+    return run_as_json(argv, run_id, args.command)
+
+
 def main(argv: list[str] | None = None) -> int:
     from el.warehouse import WarehouseError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    json_wanted = args.log_format == "json" or (args.log_format is None and os.environ.get("SHOP_LOG_FORMAT") == "json")
+    if json_wanted and not os.environ.get("SHOP_LOG_CHILD"):  # the child of json_logs prints plain lines
+        return json_logs(args, argv)
     try:
         settings = Settings.from_env()
     except WarehouseError as exc:  # DBT_TARGET names no output of profiles.yml, or an engine el/ cannot load

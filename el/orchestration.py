@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from el import observe
 from el.alerts import message, post
 from el.lock import exclusive
 from el.mode import detect
@@ -98,6 +99,7 @@ class TaskRun:
                 "where run_id = ? and step = 'run'",
                 (status, seconds, detail, now, self.run_id),
             )
+        observe.run_done(self.settings, self.run_id, full_mode=detect(self.settings.project_root).full)
         return status
 
 

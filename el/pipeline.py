@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from el import observe
 from el.config import ConfigError
 from el.dbt import DbtRunner
 from el.load import LoadError, run_load
@@ -133,6 +134,7 @@ class PipelineRun:
         result = StepResult(name, status, time.perf_counter() - clock, detail)
         self.results.append(result)
         self.say(f"{name}: {status} in {result.seconds:.1f}s{' - ' + detail if detail else ''}")
+        observe.step_done(self, result)  # lineage (el.observe never raises)
         return result
 
     def skip(self, name: str, why: str) -> None:
@@ -188,6 +190,7 @@ class PipelineRun:
 
     def execute(self) -> list[StepResult]:
         self.say(self.mode.summary())
+        started = dt.datetime.now(dt.UTC)
         with exclusive(self.settings.warehouse_db, f"el run {self.run_id}"):
             self.begin()
             if self.step("load", self.load).status == "failed":
@@ -202,6 +205,7 @@ class PipelineRun:
                 else:
                     self.skip("elementary report", "core mode: Elementary package not installed")
             self.record()
+            observe.run_done(self.settings, self.run_id, started, self.mode.full)  # metrics, lineage, edr alerts
         return self.results
 
     def begin(self) -> None:

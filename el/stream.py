@@ -24,6 +24,7 @@ from typing import Any
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from el import observe
 from el.config import ConfigError, float_env
 from el.contracts import as_timestamp
 from el.load import Loader, LoadError, _explain, check_warehouse, new_run_id, set_aside_failed_packages
@@ -283,6 +284,7 @@ class Streamer:
                 self.report.stopped_by = self.stop.signal_name
                 return self.report
             self.report.batches = number
+            observe.stream_progress(self.settings, self.report, self.loader.metrics)  # metrics (never raises)
             if self.stop():
                 self.report.stopped_by = self.stop.signal_name
                 return self.report
@@ -310,4 +312,9 @@ def run_stream(settings: Settings, options: StreamOptions, config: StreamConfig 
     stop = Stopper()
     config = config or StreamConfig.from_env()
     with stop.installed(), exclusive(stream_guard(settings), f"el stream {options.run_id or ''}".strip()):
-        return Streamer(settings, config, options, stop).run()
+        streamer = Streamer(settings, config, options, stop)
+        try:
+            return streamer.run()
+        except Exception:
+            observe.stream_progress(settings, streamer.report, streamer.loader.metrics, failed=True)
+            raise

@@ -17,6 +17,17 @@ if ! command -v chromium >/dev/null 2>&1; then
         echo "test: no chromium and no root apt-get; the browser test will skip with the reason"
     fi
 fi
+# the monitoring tests run Debian's Prometheus, promtool and Pushgateway on loopback; install them once where we may
+# (their packaged services do not matter: the tests start their own processes on free ports)
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-pushgateway >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "test: installing Debian's prometheus and prometheus-pushgateway for the monitoring tests"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-pushgateway \
+            >/dev/null) || echo "test: prometheus could not be installed; the monitoring tests will skip with the reason"
+    else
+        echo "test: no prometheus and no root apt-get; the monitoring tests will skip with the reason"
+    fi
+fi
 .venv/bin/pytest "$@"
 status=$?
 if [ "$status" -eq 5 ]; then
