@@ -73,7 +73,9 @@ def migrate(home: Path) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
-def dags_test(env: dict[str, str], logical_date: str, log: Path, timeout: float = 600, conf: dict | None = None) -> int:
+def dags_test(
+    env: dict[str, str], logical_date: str, log: Path, timeout: float = 1800, conf: dict | None = None
+) -> int:
     """`airflow dags test` (with the run's `conf`); its output goes to `log` (it is long); returns the exit status."""
     with log.open("w") as out:
         done = subprocess.run(
