@@ -75,8 +75,10 @@ class TaskRun:
         return self.step("source freshness", PipelineRun.freshness)
 
     def report(self) -> StepResult:
-        if not self.pipeline().mode.full:
-            result = StepResult("elementary report", "skipped", 0.0, "core mode: Elementary package not installed")
+        mode = self.pipeline().mode
+        if not mode.full:
+            why = f"core mode ({mode.reason}); the report needs full mode (`dbt deps` online)"
+            result = StepResult("elementary report", "skipped", 0.0, why)
             record_steps(self.settings, self.run_id, [result])
             return result
         return self.step("elementary report", PipelineRun.report)

@@ -52,6 +52,20 @@ def airflow_env(home: Path, settings: Settings, **extra: str) -> dict[str, str]:
     return env_for(settings, **{**defaults, **extra})
 
 
+def airflow(env: dict[str, str], *args: str) -> str:
+    """Run an `airflow` CLI command, assert it succeeded, return its stdout."""
+    done = subprocess.run([airflow_cli(), *args], env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, f"airflow {' '.join(args)}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    return done.stdout
+
+
+def airflow_json(env: dict[str, str], *args: str) -> list[dict]:
+    """An `airflow ... -o json` listing (its stdout may start with warnings: the JSON is the last line)."""
+    lines = [line for line in airflow(env, *args, "-o", "json").splitlines() if line.startswith("[")]
+    assert lines, f"no JSON from airflow {' '.join(args)}"
+    return json.loads(lines[-1])
+
+
 def migrate(home: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
@@ -59,11 +73,13 @@ def migrate(home: Path) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
-def dags_test(env: dict[str, str], logical_date: str, log: Path, timeout: float = 600) -> int:
-    """`airflow dags test`; its output goes to `log` (it is long); returns the exit status."""
+def dags_test(
+    env: dict[str, str], logical_date: str, log: Path, timeout: float = 1800, conf: dict | None = None
+) -> int:
+    """`airflow dags test` (with the run's `conf`); its output goes to `log` (it is long); returns the exit status."""
     with log.open("w") as out:
         done = subprocess.run(
-            [airflow_cli(), "dags", "test", DAG_ID, logical_date],
+            [airflow_cli(), "dags", "test", DAG_ID, logical_date, *(["--conf", json.dumps(conf)] if conf else [])],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

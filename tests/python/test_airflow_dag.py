@@ -3,6 +3,7 @@ current mode, and two simulated days through `airflow dags test` build the marts
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -97,6 +98,9 @@ def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> str:
 
 @pytest.mark.slow
 def test_two_days_of_dags_test_build_the_marts_of_el_run(home: Path, tmp_path: Path) -> None:
+    """Day 1 as a scheduled run (recompute what the new rows touch), day 2 as a backfill run (the conf
+    `recompute` takes the backfill path: the logical date's interval -> `el run --from/--to`), each
+    compared with the same `el run`."""
     dag_settings, run_settings = settings_for(tmp_path / "dag"), settings_for(tmp_path / "run")
     config = SimConfig(scale=15, seed=7)
     dag_sim, run_sim = Simulator(dag_settings.sources_root, config), Simulator(run_settings.sources_root, config)
@@ -108,10 +112,17 @@ def test_two_days_of_dags_test_build_the_marts_of_el_run(home: Path, tmp_path: P
             # Airflow 3.3.2's `dags test` crashes at the end of a successful run of a DAG with a deadline alert
             # (DagRun.update_state looks the un-serialized alert up as an id): the deadline is off here
             env = airflow_env(home, dag_settings, SHOP_EVENTS_URL=url or "", SHOP_AIRFLOW_DEADLINE_MINUTES="0")
-            status = dags_test(env, logical_date, tmp_path / f"dags_test_{day}.log")
-        assert status == 0, (tmp_path / f"dags_test_{day}.log").read_text()[-4000:]
+            conf = {"recompute": True} if day == 2 else None
+            status = dags_test(env, logical_date, tmp_path / f"dags_test_{day}.log", conf=conf)
+        log = (tmp_path / f"dags_test_{day}.log").read_text()
+        assert status == 0, log[-4000:]
+        # day 2: `el run --from/--to` the day before the logical date (the run's data interval, its date)
+        dates = (dt.date(2026, 1, 2),) * 2 if day == 2 else (None, None)
+        if day == 2:
+            assert "dates 2026-01-02 to 2026-01-02" in log, "the backfill path maps the logical date"
         with demo_events_url(run_settings) as url:
-            run = PipelineRun(run_settings, mode, f"el-run-{day}", RunOptions(quiet=True, events_url=url))
+            options = RunOptions(quiet=True, events_url=url, date_from=dates[0], date_to=dates[1])
+            run = PipelineRun(run_settings, mode, f"el-run-{day}", options)
             assert all(r.status != "failed" for r in run.execute()), run.summary()
 
     runs = wh(dag_settings, "select run_id, status from el_meta.pipeline_runs where step = 'run' order by run_id")
