@@ -4,13 +4,10 @@ warehouse lock that refuses a hand-started `el run` while a DAG task writes the 
 from __future__ import annotations
 
 import itertools
-import json
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,30 +17,7 @@ from el.alerts import WEBHOOK_ENV, post
 from el.lock import exclusive
 from el.orchestration import deadline_missed
 from tests.python.airflow_helpers import DAG_ID, airflow_cli, airflow_env, dags_test, migrate, require_airflow
-from tests.python.el_helpers import settings_for, wh
-
-
-@contextmanager
-def receiver() -> Iterator[tuple[str, list[dict]]]:
-    """A local webhook: every POSTed JSON body is appended to the list."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
+from tests.python.el_helpers import settings_for, webhook_receiver, wh
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +36,7 @@ def test_deadline_alert_posts_and_a_missing_url_only_warns(
         "dag_run": {"dag_id": DAG_ID, "dag_run_id": "scheduled__2026-01-02T00:00:00+00:00", "state": "running"},
         "deadline": {"id": "d-1", "deadline_time": "2026-01-02T03:00:00+00:00"},
     }
-    with receiver() as (url, received):
+    with webhook_receiver() as (url, received):
         monkeypatch.setenv(WEBHOOK_ENV, url)
         deadline_missed(context)
     assert len(received) == 1
@@ -82,7 +56,7 @@ def test_deadline_alert_posts_and_a_missing_url_only_warns(
 @pytest.mark.slow
 def test_failed_el_task_is_retried_with_backoff_then_alerts(home: Path, tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
-    with receiver() as (url, received):
+    with webhook_receiver() as (url, received):
         env = airflow_env(
             home,
             settings,

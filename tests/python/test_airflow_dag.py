@@ -16,20 +16,8 @@ from el.orchestration import backfill_window, run_id_for
 from el.pipeline import PipelineRun, RunOptions
 from shopsim import SimConfig, Simulator
 from tests.python.airflow_helpers import airflow_env, dags_test, describe_dag, migrate, require_airflow
-from tests.python.el_helpers import demo_events_url, settings_for, wh
+from tests.python.el_helpers import BATCH_MARTS, demo_events_url, settings_for, wh
 
-MARTS = [
-    "dim_customers",
-    "dim_products",
-    "fct_orders",
-    "fct_order_items",
-    "fct_sessions",
-    "fct_user_daily_activity",
-    "fct_daily_revenue",
-    "fct_marketing_daily",
-    "fct_customer_features",
-    "fct_rejects",
-]
 # build bookkeeping and wall-clock extraction times (the two pipelines load at different moments), not content
 IGNORED = {"_watermark", "first_extracted_at", "last_extracted_at"}
 
@@ -138,7 +126,7 @@ def test_two_days_of_dags_test_build_the_marts_of_el_run(home: Path, tmp_path: P
 
     with duckdb.connect(str(dag_settings.warehouse), read_only=True) as conn:
         conn.execute(f"attach '{run_settings.warehouse}' as el_run (read_only)")
-        for mart in MARTS:
+        for mart in BATCH_MARTS:
             columns = _columns(conn, mart)
             rows = conn.execute(f"select count(*) from main_marts.{mart}").fetchone()[0]
             only_dag, only_run = (

@@ -24,8 +24,7 @@ from tests.python.airflow_helpers import (
     migrate,
     require_airflow,
 )
-from tests.python.el_helpers import settings_for, wh
-from tests.python.test_airflow_alerts import receiver
+from tests.python.el_helpers import settings_for, webhook_receiver, wh
 from tests.python.test_airflow_browser import free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -87,7 +86,7 @@ def test_backfill_under_the_scheduler_maps_dates_and_fires_the_alerts(tmp_path: 
     migrate(home)
     settings = settings_for(tmp_path)
     port = str(free_port())
-    with receiver() as (hook, received):
+    with webhook_receiver() as (hook, received):
         env = airflow_env(
             home,
             settings,
