@@ -61,14 +61,23 @@ def step_done(run: PipelineRun, result: StepResult) -> None:
         _say(f"warning: lineage of step {result.step} not emitted: {exc}")
 
 
-def run_done(settings: Settings, run_id: str, started: dt.datetime | None = None, full_mode: bool = False) -> None:
+def run_done(
+    settings: Settings,
+    run_id: str,
+    started: dt.datetime | None = None,
+    full_mode: bool = False,
+    dbt_nodes: dict[tuple[str, str], int] | None = None,
+) -> None:
     """At the end of a run (after el_meta.pipeline_runs is written): metrics, the lineage parent run and,
-    in full mode, Elementary's alerts to the webhook."""
+    in full mode, Elementary's alerts to the webhook. `dbt_nodes`: the dbt counts of a DAG run (its dbt
+    ran as Cosmos tasks, not as one `dbt build` with a run_results.json)."""
     try:
         snapshot = prom.from_warehouse(settings, RUN_JOB, run_id)
     except Exception as exc:
         _say(f"warning: metrics of run {run_id} not read from the warehouse: {exc}")
         snapshot = prom.RunSnapshot(RUN_JOB, run_id, finished=True, failed=True)
+    if dbt_nodes is not None:
+        snapshot.dbt_nodes = dbt_nodes
     path = prom.export(settings, snapshot)
     if path:
         print(f"el: metrics of run {run_id} written to {path}", flush=True)

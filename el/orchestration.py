@@ -83,8 +83,9 @@ class TaskRun:
             return result
         return self.step("elementary report", PipelineRun.report)
 
-    def finish(self, failed_tasks: list[str]) -> str:
-        """Close the run's `run` row opened by `begin` (ok, or failed with the failed tasks named)."""
+    def finish(self, failed_tasks: list[str], dbt_nodes: dict[tuple[str, str], int] | None = None) -> str:
+        """Close the run's `run` row opened by `begin` (ok, or failed with the failed tasks named), then
+        export the run's metrics and lineage (`dbt_nodes`: the dbt tasks' outcomes, see prom.cosmos_node_counts)."""
         status = "failed" if failed_tasks else "ok"
         detail = ("failed tasks: " + ", ".join(sorted(failed_tasks))) if failed_tasks else None
         with exclusive(self.settings.warehouse_db, f"airflow {self.run_id} finish"), duckdb.connect(
@@ -101,7 +102,9 @@ class TaskRun:
                 "where run_id = ? and step = 'run'",
                 (status, seconds, detail, now, self.run_id),
             )
-        observe.run_done(self.settings, self.run_id, full_mode=detect(self.settings.project_root).full)
+        observe.run_done(
+            self.settings, self.run_id, full_mode=detect(self.settings.project_root).full, dbt_nodes=dbt_nodes
+        )
         return status
 
 

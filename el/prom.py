@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,29 @@ def dbt_node_counts(run_results: Path) -> dict[tuple[str, str], int]:
     for result in json.loads(run_results.read_text())["results"]:
         key = (result["unique_id"].split(".", 1)[0], str(result["status"]))
         counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+# Airflow state of a Cosmos dbt task -> the dbt status it stands for (by the node kind's vocabulary)
+_BUILD_STATUS = {"success": "success", "failed": "error", "upstream_failed": "skipped", "skipped": "skipped"}
+_TEST_STATUS = {"success": "pass", "failed": "fail", "upstream_failed": "skipped", "skipped": "skipped"}
+
+
+def cosmos_node_counts(states: Mapping[str, str | None], group: str = "dbt") -> dict[tuple[str, str], int]:
+    """(resource type, status) -> tasks, from the Airflow states of the Cosmos task group `group` in a DAG
+    run (task ids `<group>.<name>_<model|seed|snapshot>_build` and `<group>.<name>_test`). There dbt runs one
+    task per node, so the counts are per task: a model's task builds the model and runs its tests, and fails
+    when either fails (status `error`). Tasks that have not finished are left out."""
+    counts: dict[tuple[str, str], int] = {}
+    for task_id, state in states.items():
+        if not task_id.startswith(f"{group}.") or state is None:
+            continue
+        name = task_id.removeprefix(f"{group}.")
+        kind = next((k for k in ("model", "seed", "snapshot") if name.endswith(f"_{k}_build")), None)
+        status = (_BUILD_STATUS if kind else _TEST_STATUS).get(state) if kind or name.endswith("_test") else None
+        if status is not None:
+            key = (kind or "test", status)
+            counts[key] = counts.get(key, 0) + 1
     return counts
 
 

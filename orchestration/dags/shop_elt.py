@@ -30,6 +30,7 @@ from el.orchestration import (
     task_failed,
 )
 from el.pipeline import RUN_ID_ENV
+from el.prom import cosmos_node_counts
 from el.settings import Settings
 
 DAG_ID = os.environ.get("SHOP_AIRFLOW_DAG_ID", "shop_elt")
@@ -161,7 +162,7 @@ with DAG(
         ti = context["ti"]
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
         failed = [task_id for task_id, state in states.items() if state in ("failed", "upstream_failed")]
-        status = task_run(context).finish(failed)
+        status = task_run(context).finish(failed, cosmos_node_counts(states))
         if failed:
             raise RuntimeError(f"run {status}: failed tasks {', '.join(sorted(failed))}")
 

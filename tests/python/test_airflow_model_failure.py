@@ -11,9 +11,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from el.dbt import DbtRunner
 from el.mode import detect
+from el.prom import metrics_dir
 from el.settings import Settings
 from shopsim import SimConfig, Simulator
 from tests.python.airflow_helpers import DAG_ID, airflow_env, airflow_json, dags_test, migrate, require_airflow
@@ -106,6 +108,25 @@ def test_a_failed_model_skips_only_its_descendants(tmp_path: Path) -> None:
     assert wh(settings, "select count(*) from main_marts.fct_orders")[0][0] > 0, "unrelated marts were built"
     failed_run = wh(settings, "select status, detail from el_meta.pipeline_runs where step = 'run'")
     assert failed_run[0][0] == "failed" and failed_task in failed_run[0][1], failed_run
+
+    # the run's metrics count the dbt tasks by outcome: the broken model errored, its descendants skipped
+    exported = (metrics_dir(settings) / "shop_elt.prom").read_text()
+    nodes = {
+        (sample.labels["resource_type"], sample.labels["status"]): sample.value
+        for family in text_string_to_metric_families(exported)
+        if family.name == "shop_dbt_nodes"
+        for sample in family.samples
+    }
+    models = {
+        state: {t for t in dbt_tasks if t.endswith("_model_build") and states[t] == state} for state in states.values()
+    }
+    assert nodes[("model", "error")] == 1 == len(models["failed"]), nodes
+    assert (
+        nodes[("model", "skipped")]
+        == len(models["upstream_failed"])
+        == len({t for t in below_tasks if t.endswith("_model_build")})
+    ), nodes
+    assert nodes[("model", "success")] == len(models["success"]) > 0, nodes
 
     # core mode: the Elementary report task is skipped (not failed, not green), and says why
     assert states["elementary_report"] == "skipped", states

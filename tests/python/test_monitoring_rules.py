@@ -159,3 +159,28 @@ def test_lineage_goes_to_the_http_endpoint_when_configured(tmp_path: Path, monke
     assert output["name"] == "raw_shop.orders" and output["outputFacets"]["outputStatistics"]["rowCount"] == 12
     assert received[1][1]["inputs"][0] == {**received[1][1]["inputs"][0], "namespace": "shop-source://shop_db"}
     assert not lineage.lineage_file(settings).exists()
+
+
+def test_a_dag_runs_dbt_counts_come_from_its_cosmos_task_states() -> None:
+    """Cosmos task ids and Airflow states -> (resource type, dbt status); other tasks and unfinished ones are out."""
+    states = {
+        "dbt.stg_shop__orders_model_build": "success",
+        "dbt.fct_orders_model_build": "failed",
+        "dbt.fct_daily_revenue_model_build": "upstream_failed",
+        "dbt.countries_seed_build": "success",
+        "dbt.customers_snapshot_snapshot_build": "success",
+        "dbt.relationships_fct_orders_customer_id_test": "upstream_failed",
+        "dbt.assert_daily_revenue_equals_orders_test": "failed",
+        "dbt.dim_products_model_build": None,
+        "load_shop_db": "failed",
+        "finish": "running",
+    }
+    assert prom.cosmos_node_counts(states) == {
+        ("model", "success"): 1,
+        ("model", "error"): 1,
+        ("model", "skipped"): 1,
+        ("seed", "success"): 1,
+        ("snapshot", "success"): 1,
+        ("test", "skipped"): 1,
+        ("test", "fail"): 1,
+    }
