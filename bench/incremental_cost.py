@@ -9,7 +9,9 @@ once. The new day - 1% of the history, of which 10% are redeliveries of old even
 6 weeks late - is then served by the demo events API (in its own process, as a real API is) and loaded
 by the project's own loader (the EL step), and the same selection is built incrementally and then with
 --full-refresh. dbt's per-node timings (run_results.json) split each build into models and tests; the
-rest of the wall time is dbt's start-up (parse, connection, DAG). Not part of the test suite.
+rest of the wall time is dbt's start-up (parse, connection, DAG). After the incremental run, the
+event-id unique tests run once scoped (unique_in_window, as the build ran them) and once whole-table,
+on the same tables, to time both. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -155,6 +157,17 @@ def timed(runner: DbtRunner, args: list[str], top: int = 0) -> tuple[float, dict
     return seconds, split
 
 
+def unique_test_times(runner: DbtRunner, extra_vars: dict[str, object] | None = None) -> dict[str, float]:
+    """Execution time of each unique_in_window test (node time: no dbt start-up), as the incremental
+    run left the tables; `unique_tests_whole_table` runs them as the plain whole-table unique test."""
+    done = runner.run(["test", "--select", "test_name:unique_in_window"], extra_vars, capture=True)
+    if done.returncode != 0:
+        raise SystemExit(done.stdout[-3000:])
+    results = json.loads((runner.settings.target_dir / "run_results.json").read_text())["results"]
+    tests = [r for r in results if r["unique_id"].startswith("test.")]
+    return {r["unique_id"].split(".")[2].split("_event_id")[0]: r["execution_time"] for r in tests}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, action="append", default=None)
@@ -183,6 +196,10 @@ def main() -> None:
                 (metric,) = run_load(settings, ["events_api"])
             print(f"{rows:,} events - slowest nodes of the incremental run:")
             incremental, inc_split = timed(runner, build, top=6)
+            scoped = unique_test_times(runner)
+            whole = unique_test_times(runner, {"unique_tests_whole_table": True})
+            for name, seconds in scoped.items():
+                print(f"    {name}: scoped {seconds:.2f}s, whole table {whole[name]:.2f}s", flush=True)
             print(f"{rows:,} events - slowest nodes of the full refresh:")
             full, full_split = timed(runner, [*build, "--full-refresh"], top=6)
             print(

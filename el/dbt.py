@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from el.mode import FULL_MODE_VAR, Mode
 from el.settings import Settings
 
@@ -49,6 +51,24 @@ def core_project(root: Path, shadow: Path | None = None) -> Path:
     return shadow
 
 
+def split_vars(args: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """dbt arguments without `--vars`, and the vars it gave (YAML). dbt keeps only the last `--vars`,
+    so a caller's (`el dbt test --vars ...`) is merged into the one the runner passes, not lost."""
+    rest: list[str] = []
+    given: dict[str, Any] = {}
+    items = iter(args)
+    for arg in items:
+        if arg == "--vars" or arg.startswith("--vars="):
+            text = arg.split("=", 1)[1] if "=" in arg else next(items, "")
+            parsed = yaml.safe_load(text) if text.strip() else {}
+            if not isinstance(parsed, dict):
+                raise ValueError(f"--vars must be a YAML mapping, got {text!r}")
+            given.update(parsed)
+        else:
+            rest.append(arg)
+    return rest, given
+
+
 @dataclass(frozen=True)
 class DbtRunner:
     settings: Settings
@@ -66,6 +86,8 @@ class DbtRunner:
         return merged
 
     def command(self, args: list[str], extra_vars: dict[str, Any] | None = None) -> list[str]:
+        args, given = split_vars(args)
+        extra_vars = {**given, **(extra_vars or {})}
         cmd = [
             str(dbt_executable()),
             *args,

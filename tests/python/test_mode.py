@@ -82,6 +82,19 @@ def test_core_runner_uses_linked_project_and_disables_package_tests(project: Pat
     assert "--vars" not in cmd
 
 
+def test_a_callers_vars_are_merged_into_the_runners(project: Path) -> None:
+    """dbt keeps only the last --vars: `el dbt test --vars '{a: 1}'` in core mode must keep both."""
+    settings = Settings(project, project / "w.duckdb", project / "src")
+    core = DbtRunner(settings, Mode("core", tuple(LOCKED), "offline", CORE_SKIPS))
+    cmd = core.command(["test", "--vars", "{unique_tests_whole_table: true}", "--select", "x"], {"lookback_days": 1})
+    assert cmd.count("--vars") == 1 and cmd[1:4] == ["test", "--select", "x"]
+    merged = {"unique_tests_whole_table": True, "lookback_days": 1, FULL_MODE_VAR: False}
+    assert json.loads(cmd[cmd.index("--vars") + 1]) == merged
+    assert json.loads(core.command(["test", "--vars={a: 2}"])[-1]) == {"a": 2, FULL_MODE_VAR: False}
+    with pytest.raises(ValueError, match="YAML mapping"):
+        core.command(["test", "--vars", "[1]"])
+
+
 def test_core_project_is_rebuilt_idempotently(project: Path) -> None:
     first = core_project(project)
     second = core_project(project)

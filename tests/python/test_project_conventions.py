@@ -65,8 +65,9 @@ def test_every_model_has_a_primary_key_test(manifest: dict) -> None:
     compound: set[str] = set()
     for test in _generic_tests(manifest):
         name, model = test["test_metadata"]["name"], test["attached_node"]
-        if name in ("unique", "not_null") and test.get("column_name"):
-            checks[model][test["column_name"]].add(name)
+        if name in ("unique", "not_null", "unique_in_window") and test.get("column_name"):
+            # unique_in_window: the unique test of large incremental models (tests/generic)
+            checks[model][test["column_name"]].add(name.removesuffix("_in_window"))
         if any(key in name for key in COMBINATION_TESTS):
             compound.add(model)
     for node in _own(manifest, "model"):  # a contract's not_null constraint counts as a not_null test
