@@ -151,7 +151,8 @@ def test_kill_9_during_direct_load_then_rerun_is_exactly_once(tmp_path: Path) ->
                 "timestamp '2026-01-01' + g * interval '1 second', timestamp '2026-01-01' + g * interval '1 second', "
                 f"null from generate_series(1, {rows}) as g"
             )
-            total, negative = conn.execute("select count(*), count(*) filter (where amount < 0) from payments").fetchone()
+            counted = "select count(*), count(*) filter (where amount < 0) from payments"
+            total, negative = conn.execute(counted).fetchone()
         env = env_for(settings, SHOP_DB_URL=url, SHOP_LAG_HOURS="0", SHOP_KEY_RECONCILIATION="off")
         loader = subprocess.Popen(
             [sys.executable, "-m", "el.cli", "load", "shop_db"], env=env, stdout=subprocess.PIPE, text=True
