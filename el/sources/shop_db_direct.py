@@ -34,14 +34,14 @@ from typing import Any
 
 import duckdb
 
-from el.contracts import REJECTS_TABLE, Contract, decimal_type
-from el.sources.shop_db import CURSOR
+from el.contracts import REJECTS_TABLE, SHOP_CURSOR, Contract, decimal_type
 
 DIRECT_ENV = "SHOP_EL_DIRECT"  # "auto" (default): direct when possible; "off": always the dlt path
 EXTENSION_ENV = "SHOP_DUCKDB_POSTGRES_EXTENSION"  # the extension file, instead of the packaged one
 PATH_NAME = "duckdb_postgres"  # the `path` of its load metrics (the dlt path's is "dlt")
 SCHEMA = "raw_shop"
 SOURCE_ALIAS = "shop_source"
+CURSOR = SHOP_CURSOR
 
 INTEGER_TYPES = {"smallint", "integer", "bigint"}
 TIMESTAMP_TYPES = {"timestamp without time zone"}
@@ -72,6 +72,7 @@ class DirectResult:
     rejects: int
     load_id: str
     seconds: float
+    phases: dict[str, float]  # seconds per step (source columns, cursor, insert, rejects, commit)
 
 
 def wanted() -> bool:
@@ -264,6 +265,14 @@ def load_table(
 ) -> DirectResult:
     """One table's incremental slice, checked, into raw + rejects + _dlt_loads in one transaction."""
     clock = time.perf_counter()
+    phases: dict[str, float] = {}
+    last = clock
+
+    def lap(name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        phases[name], last = now - last, now
+
     columns = source_columns(conn, table)
     if not columns:
         raise DirectUnavailableError(f"source table {table} not found")
@@ -275,11 +284,13 @@ def load_table(
     load_id = new_load_id()
     lineage = f"cast({_literal(extracted_at.isoformat())} as timestamptz) as _extracted_at, "
     lineage += f"{_literal(origin)} as _source, {_literal(load_id)} as _dlt_load_id"
+    lap("source_columns")
     conn.execute("begin transaction")
     try:
         conn.execute(f"create schema if not exists {SCHEMA}")
         has_raw = _exists(conn, table)
         cursor = warehouse_cursor(conn, table, has_raw)
+        lap("cursor")
         source = f'{SOURCE_ALIAS}."{table}" as s'
         where = ""
         if cursor is not None:
@@ -297,6 +308,7 @@ def load_table(
         else:
             _ensure_columns(conn, table, select)
         conn.execute(f'insert into {SCHEMA}."{table}" by name select {select}, {lineage} from {source} {where}')
+        lap("insert")
         mask = candidate_sql(contract, {name for name, *_ in columns})
         mine = f"_dlt_load_id = {_literal(load_id)}"
         candidates, rejects = _rejects(
@@ -305,16 +317,18 @@ def load_table(
         if candidates:
             conn.execute(f'delete from {SCHEMA}."{table}" where {mine} and ({mask})')
         loaded = conn.execute(f'select count(*) from {SCHEMA}."{table}" where {mine}').fetchone()[0]  # type: ignore[index]
+        lap("rejects")
         conn.execute(LOADS_DDL)
         conn.execute(
             f"insert into {SCHEMA}._dlt_loads values (?, 'shop_db', 0, ?, ?)",
             [load_id, dt.datetime.now(dt.UTC), PATH_NAME],
         )
         conn.execute("commit")
+        lap("commit")
     except BaseException:
         conn.execute("rollback")
         raise
-    return DirectResult(table, loaded, len(rejects), load_id, time.perf_counter() - clock)
+    return DirectResult(table, loaded, len(rejects), load_id, time.perf_counter() - clock, phases)
 
 
 def _rejects(
