@@ -239,6 +239,9 @@ class Loader:
         except direct.DirectUnavailableError as exc:
             print(f"el: shop_db: path dlt ({exc})", file=sys.stderr, flush=True)
         except duckdb.Error as exc:
+            text = str(exc).replace(config.shop_db_url, "<SHOP_DB_URL>").splitlines()[0][:300]
+            if "unable to connect" in text.lower():  # the attach of the source failed
+                raise LoadError(f"loading shop_db failed: source database unreachable: {text}") from exc
             raise LoadError(f"loading shop_db (path {direct.PATH_NAME}) failed: {_explain(exc)}") from exc
         return done
 

@@ -307,7 +307,9 @@ def load_table(
             conn.execute(f'create table {SCHEMA}."{table}" as select {select}, {lineage} from {source} limit 0')
         else:
             _ensure_columns(conn, table, select)
-        conn.execute(f'insert into {SCHEMA}."{table}" by name select {select}, {lineage} from {source} {where}')
+        inserted = conn.execute(
+            f'insert into {SCHEMA}."{table}" by name select {select}, {lineage} from {source} {where}'
+        ).fetchone()[0]  # type: ignore[index]
         lap("insert")
         mask = candidate_sql(contract, {name for name, *_ in columns})
         mine = f"_dlt_load_id = {_literal(load_id)}"
@@ -316,7 +318,7 @@ def load_table(
         )
         if candidates:
             conn.execute(f'delete from {SCHEMA}."{table}" where {mine} and ({mask})')
-        loaded = conn.execute(f'select count(*) from {SCHEMA}."{table}" where {mine}').fetchone()[0]  # type: ignore[index]
+        loaded = inserted - candidates
         lap("rejects")
         conn.execute(LOADS_DDL)
         conn.execute(
