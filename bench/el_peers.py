@@ -11,7 +11,7 @@ DuckDB file (peak memory = the largest RSS of that process and its children):
   project      `el load`'s shop DB path: the direct path when the extension loads (else dlt)
   project_dlt  the project's dlt path (connectorx Arrow stream, guard, parquet load files)
   ingestr      ingestr 0.14.155 (the last dlt-based release), connectorx backend
-  sling        sling 1.4.11 (the binary of the `sling-linux-amd64` wheel)
+  sling        sling 1.4.11 (the binary of the `sling-linux-amd64` wheel; DuckDB CLI 1.5.5 of `duckdb-cli`)
 Peers and the limit's extension are installed into throwaway virtualenvs under the cache folder
 (--venvs, default ~/.cache/shop-elt-bench/venvs), never into the project's environment. Prints per
 round the ratio of each contender's rows/s to COPY's in the same round, then min/median/max.
@@ -40,7 +40,14 @@ from shopsim.pg import scratch_database
 PEERS = {  # contender -> packages of its throwaway virtualenv (exact pins)
     "limit": ["duckdb==1.5.5", "duckdb-extension-postgres==1.5.5"],
     "ingestr": ["ingestr==0.14.155", "connectorx==0.4.6"],
-    "sling": ["sling-linux-amd64==1.4.11"],
+    # sling drives the DuckDB CLI, which it would download at run time (and the CLI its json extension):
+    # wheels ship both, and the extensions are put where the CLI looks under the peer's own HOME
+    "sling": [
+        "sling-linux-amd64==1.4.11",
+        "duckdb-cli==1.5.5",
+        "duckdb-extension-json==1.5.5",
+        "duckdb-extension-parquet==1.5.5",
+    ],
 }
 CONTENDERS = ["limit", "copy", "project", "project_dlt", "ingestr", "sling"]
 
@@ -128,6 +135,20 @@ def run_ingestr(url: str, workdir: Path, venvs: Path) -> int:
     return _count(db, "raw.order_items")
 
 
+def _duckdb_home(folder: Path, version: str) -> Path:
+    """A HOME whose ~/.duckdb/extensions holds the packaged extensions, so the CLI downloads none."""
+    home = folder / "home"
+    target = home / ".duckdb" / "extensions" / f"v{version}" / "linux_amd64"
+    target.mkdir(parents=True, exist_ok=True)
+    for packaged in folder.glob(
+        f"lib/python*/site-packages/duckdb_extension_*/extensions/v{version}/*.duckdb_extension"
+    ):
+        link = target / packaged.name
+        if not link.exists():
+            link.symlink_to(packaged)
+    return home
+
+
 def run_sling(url: str, workdir: Path, venvs: Path) -> int:
     folder = peer_venv("sling", venvs)
     binaries = sorted(folder.glob("lib/python*/site-packages/sling_linux_amd64/bin/sling*"))
@@ -135,7 +156,15 @@ def run_sling(url: str, workdir: Path, venvs: Path) -> int:
         raise RuntimeError(f"no sling binary in {folder}")
     db = workdir / "w.duckdb"
     plain = url + ("&" if "?" in url else "?") + "sslmode=disable"  # the loopback server has no TLS
-    env = peer_env(PG_SRC=plain, DUCK_DST=f"duckdb://{db}", SLING_HOME_DIR=str(workdir), SLING_DISABLE_TELEMETRY="true")
+    env = peer_env(
+        PG_SRC=plain,
+        DUCK_DST=f"duckdb://{db}?copy_method=csv_files",
+        SLING_HOME_DIR=str(workdir),
+        SLING_DISABLE_TELEMETRY="true",
+    )
+    env["DUCKDB_PATH"] = str(folder / "bin" / "duckdb")
+    env["DUCKDB_VERSION"] = "1.5.5"
+    env["HOME"] = str(_duckdb_home(folder, "1.5.5"))
     command = [str(binaries[0]), "run", "--src-conn", "PG_SRC", "--src-stream", "public.order_items"]
     command += ["--tgt-conn", "DUCK_DST", "--tgt-object", "main.order_items", "--mode", "full-refresh"]
     _run(command, env)
