@@ -44,6 +44,8 @@ SOURCE_ALIAS = "shop_source"
 CURSOR = SHOP_CURSOR
 
 INTEGER_TYPES = {"smallint", "integer", "bigint"}
+SMALL_INTEGER_TYPES = {"smallint", "integer"}  # |value| < 2^31 < 10^10: fits numeric(12,2)
+Column = tuple[str, str, int | None, int | None, bool]  # name, PostgreSQL type, precision, scale, nullable
 TIMESTAMP_TYPES = {"timestamp without time zone"}
 
 REJECTS_DDL = f"""
@@ -151,19 +153,20 @@ def _literal(value: Any) -> str:
     return "null" if value is None else f"'{_quote(str(value))}'"
 
 
-def source_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str, int | None, int | None]]:
-    """(name, PostgreSQL type, numeric precision, scale) of the source table, in column order."""
+def source_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[Column]:
+    """(name, PostgreSQL type, numeric precision, scale, nullable) of the source table, in column order."""
     query = (
-        "select column_name, data_type, numeric_precision, numeric_scale from information_schema.columns "
+        "select column_name, data_type, numeric_precision, numeric_scale, is_nullable = ''YES'' "
+        "from information_schema.columns "
         f"where table_name = ''{table}'' and table_schema = current_schema() order by ordinal_position"
     )
     return conn.execute(f"select * from postgres_query('{SOURCE_ALIAS}', '{query}')").fetchall()
 
 
-def unfit_columns(contract: Contract, columns: list[tuple[str, str, int | None, int | None]]) -> list[str]:
+def unfit_columns(contract: Contract, columns: list[Column]) -> list[str]:
     """Typed contract columns whose source type is not of the declared kind (they go the dlt way)."""
     unfit = []
-    for name, pg_type, precision, scale in columns:
+    for name, pg_type, precision, scale, _nullable in columns:
         type_name = contract.typed.get(name)
         if type_name is None:
             continue
@@ -173,7 +176,7 @@ def unfit_columns(contract: Contract, columns: list[tuple[str, str, int | None, 
         elif type_name == "timestamp":
             fits = pg_type in TIMESTAMP_TYPES
         elif declared:
-            fits = pg_type in INTEGER_TYPES or (
+            fits = pg_type in SMALL_INTEGER_TYPES or (
                 pg_type == "numeric"
                 and precision is not None
                 and scale is not None
@@ -187,10 +190,10 @@ def unfit_columns(contract: Contract, columns: list[tuple[str, str, int | None, 
     return unfit
 
 
-def _select_list(contract: Contract, columns: list[tuple[str, str, int | None, int | None]]) -> str:
+def _select_list(contract: Contract, columns: list[Column]) -> str:
     """Source columns cast to the raw types the dlt path creates (integers bigint, decimals as declared)."""
     parts = []
-    for name, pg_type, _precision, _scale in columns:
+    for name, pg_type, *_ in columns:
         type_name = contract.typed.get(name)
         declared = decimal_type(type_name) if type_name else None
         if declared:
@@ -204,20 +207,21 @@ def _select_list(contract: Contract, columns: list[tuple[str, str, int | None, i
     return ", ".join(parts)
 
 
-def candidate_sql(contract: Contract, columns: set[str]) -> str:
-    """The guard's candidate mask as a SQL predicate over raw (rows that may break the contract)."""
-    terms = [f'"{column}" is null' for column in contract.required if column in columns]
-    for column, type_name in contract.typed.items():
-        declared = decimal_type(type_name)
-        if declared and column in columns:
-            precision, scale = declared
-            bound = 10 ** (precision - scale)
-            terms.append(f'coalesce(abs("{column}") >= {bound} or round("{column}", {scale}) <> "{column}", false)')
-    terms += [f'coalesce("{column}" < 0, false)' for column in contract.non_negative if column in columns]
+def candidate_sql(contract: Contract, columns: list[Column]) -> str:
+    """The guard's candidate mask as a SQL predicate over raw (rows that may break the contract). The
+    source's declared types fit the contract (`unfit_columns` is empty), so decimals cannot exceed their
+    precision and columns the source declares NOT NULL cannot be null: only the other rules are checked."""
+    names = {name for name, *_ in columns}
+    nullable = {name for name, *_, can_be_null in columns if can_be_null}
+    terms = [f'"{column}" is null' for column in contract.required if column in nullable]
+    terms += [f'coalesce("{column}" < 0, false)' for column in contract.non_negative if column in names]
     for column, allowed in contract.accepted.items():
-        if column in columns:
+        if column in names:
             values = ", ".join(_literal(value) for value in sorted(allowed))
             terms.append(f'coalesce("{column}" not in ({values}), true)')
+    missing = [column for column in contract.required if column not in names]
+    if missing:  # a required column the source dropped: every row breaks the contract
+        return "true"
     return " or ".join(terms) or "false"
 
 
@@ -291,16 +295,19 @@ def load_table(
         has_raw = _exists(conn, table)
         cursor = warehouse_cursor(conn, table, has_raw)
         lap("cursor")
-        source = f'{SOURCE_ALIAS}."{table}" as s'
+        source = f'{SOURCE_ALIAS}."{table}" as s'  # the whole table: a parallel scan
         where = ""
         if cursor is not None:
             start = cursor - dt.timedelta(seconds=lag_seconds)
             key = contract.key[0]
-            # the slice: rows at or after the cursor (minus the lag), and rows without a cursor value;
+            # the slice, filtered by PostgreSQL itself (an index on the cursor serves it): rows at or after
+            # the cursor minus the lag, and rows without a cursor value
+            names = ", ".join(f'"{name}"' for name, *_ in columns)
+            sliced = f'select {names} from "{table}" where "{CURSOR}" >= {_literal(start)} or "{CURSOR}" is null'
+            source = f"postgres_query('{SOURCE_ALIAS}', {_literal(sliced)}) as s"
             # versions raw already holds (same key and cursor value) are not appended again
             where = (
-                f'where (s."{CURSOR}" >= {_literal(start)} or s."{CURSOR}" is null) and not exists ('
-                f'select 1 from {SCHEMA}."{table}" as r where r."{CURSOR}" >= {_literal(start)} '
+                f'where not exists (select 1 from {SCHEMA}."{table}" as r where r."{CURSOR}" >= {_literal(start)} '
                 f'and r."{key}" = s."{key}" and r."{CURSOR}" = s."{CURSOR}")'
             )
         if not has_raw:
@@ -311,7 +318,7 @@ def load_table(
             f'insert into {SCHEMA}."{table}" by name select {select}, {lineage} from {source} {where}'
         ).fetchone()[0]  # type: ignore[index]
         lap("insert")
-        mask = candidate_sql(contract, {name for name, *_ in columns})
+        mask = candidate_sql(contract, columns)
         mine = f"_dlt_load_id = {_literal(load_id)}"
         candidates, rejects = _rejects(
             conn, table, contract, columns, mask, mine, extracted_at, origin, load_id, cursor, lag_seconds
@@ -337,7 +344,7 @@ def _rejects(
     conn: duckdb.DuckDBPyConnection,
     table: str,
     contract: Contract,
-    columns: list[tuple[str, str, int | None, int | None]],
+    columns: list[Column],
     mask: str,
     mine: str,
     extracted_at: dt.datetime,
@@ -354,10 +361,12 @@ def _rejects(
     for name in names:
         declared = decimal_type(contract.typed.get(name, ""))
         shown.append(f'cast("{name}" as decimal(38, 10)) as "{name}"' if declared else f'"{name}"')
-    query = f'select {", ".join(shown)} from {SCHEMA}."{table}" where {mine} and ({mask})'
-    cursor_result = conn.execute(query)
-    fields = [d[0] for d in cursor_result.description]
-    candidates = [dict(zip(fields, row, strict=True)) for row in cursor_result.fetchall()]
+    candidates = []
+    if mask != "false":  # no rule can fail on this source (e.g. no nullable required column): no scan
+        query = f'select {", ".join(shown)} from {SCHEMA}."{table}" where {mine} and ({mask})'
+        cursor_result = conn.execute(query)
+        fields = [d[0] for d in cursor_result.description]
+        candidates = [dict(zip(fields, row, strict=True)) for row in cursor_result.fetchall()]
     records = []
     for row in candidates:
         reason = contract.violation(row)
