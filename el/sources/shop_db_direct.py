@@ -123,10 +123,20 @@ def _loadable(path: Path) -> Path:
 
 
 def load_extension(conn: duckdb.DuckDBPyConnection) -> None:
-    """Loads the postgres extension from its file (never from the network)."""
-    path = extension_file()
+    """Loads the postgres extension from its file, else one already installed in DuckDB's extension
+    folder (e.g. by `INSTALL postgres` on a machine with internet); never from the network."""
     conn.execute("set autoinstall_known_extensions = false")
     conn.execute("set autoload_known_extensions = false")
+    try:
+        path = extension_file()
+    except DirectUnavailableError as missing:
+        if os.environ.get(EXTENSION_ENV):
+            raise
+        try:
+            conn.execute("load postgres_scanner")
+            return
+        except duckdb.Error:
+            raise missing from None
     try:
         conn.execute(f"load '{_loadable(path)}'")
     except duckdb.Error as exc:
