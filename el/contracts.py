@@ -252,6 +252,7 @@ class Contract:
 
 
 TIMESTAMPS = {"created_at": "timestamp", "updated_at": "timestamp", "deleted_at": "timestamp"}
+SHOP_CURSOR = "updated_at"  # the incremental cursor of every shop table
 MONEY = "decimal(12,2)"
 
 
@@ -340,6 +341,7 @@ def events_contract(
 
 
 EVENTS_CONTRACT = events_contract()
+
 
 def _bad_file(row: Mapping[str, Any]) -> str | None:
     """A spend file that cannot be read at all arrives as one pseudo-row carrying the cause."""

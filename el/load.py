@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 import sqlalchemy as sa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from el.config import SOURCES, ConfigError, SourceConfig
-from el.contracts import REJECTS_TABLE, SHOP_KEYS, events_contract
+from el.contracts import REJECTS_TABLE, SHOP_CONTRACTS, SHOP_KEYS, events_contract
 from el.lock import exclusive
 from el.metrics import LoadMetric, store
 from el.settings import Settings
+from el.sources import shop_db_direct as direct
 from el.sources.events_api import events_resource
 from el.sources.file_drops import spend_resource
 from el.sources.shop_db import TABLES, shop_resources
@@ -206,14 +208,53 @@ class Loader:
             row["_source"] = f"shop_db.{table}#reconcile"
         self.run("shop_db", table, dlt.resource(rows, name=f"{table}__reconcile", table_name=table))
 
+    def load_shop_direct(self, config: SourceConfig) -> set[str]:
+        """The shop tables loaded by DuckDB's postgres extension (el/sources/shop_db_direct.py); the
+        others, or all when that path cannot run here (said in one line), go through dlt."""
+        if not (self.settings.engine == "duckdb" and direct.is_postgres(config.shop_db_url) and direct.wanted()):
+            return set()
+        done: set[str] = set()
+        try:
+            with direct.connect(self.settings.warehouse, config.shop_db_url) as conn:
+                for table in TABLES:
+                    started = dt.datetime.now(dt.UTC)
+                    try:
+                        result = direct.load_table(
+                            conn, table, SHOP_CONTRACTS[table], self.extracted_at, config.shop_lag_seconds
+                        )
+                    except direct.DirectUnavailableError as exc:
+                        print(f"el: shop_db.{table}: path dlt ({exc})", file=sys.stderr, flush=True)
+                        continue
+                    metric = LoadMetric(
+                        self.run_id, "shop_db", table, result.rows_loaded, result.rejects, 0, result.seconds,
+                        result.load_id, started, dt.datetime.now(dt.UTC), "ok", path=direct.PATH_NAME,
+                    )  # fmt: skip
+                    self.metrics.append(metric)
+                    done.add(table)
+                    print(
+                        f"el: shop_db.{table}: {metric.rows_loaded} rows, {metric.rejects} rejects in "
+                        f"{metric.seconds:.1f}s (path {direct.PATH_NAME})",
+                        flush=True,
+                    )
+        except direct.DirectUnavailableError as exc:
+            print(f"el: shop_db: path dlt ({exc})", file=sys.stderr, flush=True)
+        except duckdb.Error as exc:
+            text = str(exc).replace(config.shop_db_url, "<SHOP_DB_URL>").splitlines()[0][:300]
+            if "unable to connect" in text.lower():  # the attach of the source failed
+                raise LoadError(f"loading shop_db failed: source database unreachable: {text}") from exc
+            raise LoadError(f"loading shop_db (path {direct.PATH_NAME}) failed: {_explain(exc)}") from exc
+        return done
+
     def load(self, source: str, config: SourceConfig) -> None:
         if source == "shop_db":
+            done = self.load_shop_direct(config)
             try:  # sql_table reflects the table when built: an unreachable database fails here
                 resources = shop_resources(config.shop_db_url, self.extracted_at, config.shop_lag_seconds)
             except Exception as exc:
                 raise LoadError(f"loading shop_db failed: {_explain(exc)}") from exc
             for table, resource in zip(TABLES, resources, strict=True):
-                self.run(source, table, resource)
+                if table not in done:
+                    self.run(source, table, resource)
             if os.environ.get("SHOP_KEY_RECONCILIATION", "on").lower() not in ("off", "0", "false", "no"):
                 for table in TABLES:
                     self.reconcile(config.shop_db_url, table)

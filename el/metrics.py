@@ -23,6 +23,7 @@ create table if not exists el_meta.load_metrics (
     status varchar not null,
     error varchar
 );
+alter table el_meta.load_metrics add column if not exists path varchar;
 """
 
 
@@ -40,6 +41,7 @@ class LoadMetric:
     finished_at: dt.datetime
     status: str
     error: str | None = None
+    path: str = "dlt"  # how the rows came: "dlt" (dlt pipeline) or "duckdb_postgres" (el/sources/shop_db_direct.py)
 
 
 def store(warehouse: Warehouse, metrics: list[LoadMetric]) -> None:
@@ -47,6 +49,7 @@ def store(warehouse: Warehouse, metrics: list[LoadMetric]) -> None:
         return
     warehouse.executemany(
         DDL,
-        "insert into el_meta.load_metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into el_meta.load_metrics (run_id, pipeline_name, table_name, rows_loaded, rejects, bytes, seconds, "
+        "load_id, started_at, finished_at, status, error, path) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [astuple(m) for m in metrics],
     )

@@ -11,11 +11,11 @@ from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import sql_table
 from sqlalchemy.types import TypeDecorator
 
-from el.contracts import SHOP_CONTRACTS, Contract, as_timestamp, decimal_type
+from el.contracts import SHOP_CONTRACTS, SHOP_CURSOR, Contract, as_timestamp, decimal_type
 from el.sources.guard import split
 
 TABLES = tuple(SHOP_CONTRACTS)
-CURSOR = "updated_at"
+CURSOR = SHOP_CURSOR
 SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's SQLite DATETIME stores timestamps
 
 
