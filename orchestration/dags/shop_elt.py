@@ -109,6 +109,9 @@ with DAG(
         project_config=ProjectConfig(
             dbt_project_path=runner.project_dir,
             dbt_vars=runner.vars(),
+            # packages are installed once at deploy (`dbt deps`), never while parsing or running the DAG:
+            # Cosmos' default would reach the package hub on every parse and fail offline in full mode
+            install_dbt_deps=False,
         ),
         profile_config=ProfileConfig(
             profile_name="shop",
