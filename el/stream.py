@@ -159,6 +159,9 @@ class StreamReport:
     offsets: dict[str, Offsets] = field(default_factory=dict)
 
 
+DLT_INTERCEPT_SIGNALS = "RUNTIME__INTERCEPT_SIGNALS"  # dlt's `runtime.intercept_signals`
+
+
 class Stopper:
     """SIGINT/SIGTERM ask for a stop; the current batch still finishes (loads what it read)."""
 
@@ -177,11 +180,19 @@ class Stopper:
     @contextmanager
     def installed(self) -> Iterator[Stopper]:
         previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # dlt would swap in its own handlers while it normalizes and loads, and abort the batch on a
+        # signal: this handler stays in charge, so the batch in flight is loaded, then the stream stops
+        intercept = os.environ.get(DLT_INTERCEPT_SIGNALS)
+        os.environ[DLT_INTERCEPT_SIGNALS] = "false"
         try:
             yield self
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if intercept is None:
+                os.environ.pop(DLT_INTERCEPT_SIGNALS, None)
+            else:
+                os.environ[DLT_INTERCEPT_SIGNALS] = intercept
 
 
 @contextmanager

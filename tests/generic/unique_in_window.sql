@@ -10,6 +10,10 @@
     {%- set days = var('lookback_days') + var('unique_test_window_days') %}
     {%- set cutoff = dbt.dateadd('day', -1 * days, 'max(' ~ window_column ~ ')') %}
     {%- set whole_table = flags.FULL_REFRESH or var('unique_tests_whole_table') %}
+    {%- if execute and not whole_table and load_relation(model) is none %}
+        {#- not built yet (`dbt compile` or `docs generate` on an empty warehouse): nothing to measure -#}
+        {%- set whole_table = true %}
+    {%- endif %}
     {%- if execute and not whole_table %}
         {%- set share = run_query(
             'select count(*) filter (where ' ~ window_column ~ ' > (select ' ~ cutoff ~ ' from ' ~ model ~ '))'

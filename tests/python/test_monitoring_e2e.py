@@ -172,7 +172,13 @@ def test_prometheus_returns_the_runs_row_counts(stack: Stack, demo_run: DemoRun)
     assert 0 < float(models[0]["value"][1]) <= built[0][0]
     sources = json.loads((demo_run.settings.target_dir / "sources.json").read_text())["results"]
     assert len(stack.query('shop_source_freshness_lag_seconds{job="shop_elt"}')) == len(sources) > 0
-    assert not stack.query('ALERTS{alertname="ShopPipelineFailed"}')
+    # a successful run does not page (seen once in the suite: a firing sample right after the push, with
+    # shop_run_failed at 0; given a few evaluations to clear, and the series named if it stays)
+    deadline = time.monotonic() + 10
+    while stack.query('ALERTS{alertname="ShopPipelineFailed"}') and time.monotonic() < deadline:
+        time.sleep(1)
+    firing = stack.query('ALERTS{alertname="ShopPipelineFailed"}')
+    assert not firing, (firing, stack.query("shop_run_failed"))
 
 
 def test_every_log_line_is_json_with_the_run_id(demo_run: DemoRun) -> None:
