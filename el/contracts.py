@@ -12,10 +12,10 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
+if TYPE_CHECKING:  # pyarrow (~40 MB resident) is imported by the two Arrow methods only: the direct path never needs it
+    import pyarrow as pa
 
 REJECTS_TABLE = "rejects"
 INT64 = (-(2**63), 2**63 - 1)
@@ -207,6 +207,8 @@ class Contract:
     def arrow_fits(self, schema: pa.Schema) -> bool:
         """True when every typed column of an Arrow batch has an Arrow type of its declared kind; a
         batch whose source column changed type is checked row by row instead."""
+        import pyarrow as pa
+
         for column, type_name in self.typed.items():
             if column not in schema.names:
                 continue
@@ -228,6 +230,9 @@ class Contract:
     def candidate_mask(self, table: pa.Table) -> pa.ChunkedArray | pa.Array:
         """Rows of an Arrow table that break the contract (typed columns cannot drift, but decimals can
         exceed the declared precision when the reader widens them, e.g. connectorx's decimal(38,10))."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         mask = pa.repeat(pa.scalar(False), table.num_rows)  # typed bool even for an empty batch
         for column in self.required:
             if column in table.column_names:
