@@ -12,6 +12,10 @@ DuckDB file (peak memory = the largest RSS of that process and its children):
   project_dlt  the project's dlt path (connectorx Arrow stream, guard, parquet load files)
   ingestr      ingestr 0.14.155 (the last dlt-based release), connectorx backend
   sling        sling 1.4.11 (the binary of the `sling-linux-amd64` wheel; DuckDB CLI 1.5.5 of `duckdb-cli`)
+Where the direct path's time goes against the limit (--contenders limit,copy,project,as_is,casts,stamp,lineage):
+the limit's `create table as` in the project's own duckdb, then adding, one at a time, what the direct path
+writes beyond it: as_is (no change), casts (the raw types), stamp (+ `_extracted_at`), lineage (+ the two
+constant strings `_source`, `_dlt_load_id`: the direct path's whole select list).
 Peers and the limit's extension are installed into throwaway virtualenvs under the cache folder
 (--venvs, default ~/.cache/shop-elt-bench/venvs), never into the project's environment. Prints per
 round the ratio of each contender's rows/s to COPY's in the same round, then min/median/max.
@@ -50,6 +54,7 @@ PEERS = {  # contender -> packages of its throwaway virtualenv (exact pins)
     ],
 }
 CONTENDERS = ["limit", "copy", "project", "project_dlt", "ingestr", "sling"]
+ANATOMY = ["as_is", "casts", "stamp", "lineage"]  # not run unless named in --contenders
 
 LIMIT_SCRIPT = """
 import os, sys, duckdb, duckdb_extension_postgres as p
@@ -175,6 +180,24 @@ def run_copy(url: str, workdir: Path, venvs: Path) -> int:
     return copy_limit(url, workdir)
 
 
+def _anatomy(url: str, workdir: Path, step: str) -> int:
+    """`create table as` from the attached table with the direct path's select list up to `step`."""
+    import datetime as dt
+
+    from el.contracts import SHOP_CONTRACTS
+    from el.sources import shop_db_direct as direct
+
+    with direct.connect(workdir / "w.duckdb", url) as conn:
+        columns = direct.source_columns(conn, "order_items")
+        select = "s.*" if step == "as_is" else direct._select_list(SHOP_CONTRACTS["order_items"], columns)
+        if step in ("stamp", "lineage"):
+            select += f", cast('{dt.datetime.now(dt.UTC).isoformat()}' as timestamptz) as _extracted_at"
+        if step == "lineage":
+            select += f", 'shop_db.order_items' as _source, '{direct.new_load_id()}' as _dlt_load_id"
+        conn.execute(f'create table order_items as select {select} from {direct.SOURCE_ALIAS}."order_items" as s')
+        return conn.execute("select count(*) from order_items").fetchone()[0]  # type: ignore[index]
+
+
 RUNNERS = {
     "limit": run_limit,
     "copy": run_copy,
@@ -182,6 +205,7 @@ RUNNERS = {
     "project_dlt": run_project_dlt,
     "ingestr": run_ingestr,
     "sling": run_sling,
+    **{step: (lambda url, workdir, venvs, step=step: _anatomy(url, workdir, step)) for step in ANATOMY},
 }
 
 
@@ -243,7 +267,7 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    chosen = [c for c in CONTENDERS if c in args.contenders.split(",")]
+    chosen = [c for c in CONTENDERS + ANATOMY if c in args.contenders.split(",")]
     if "copy" not in chosen:
         chosen.insert(0, "copy")
     venvs = Path(args.venvs)
@@ -281,9 +305,13 @@ def main() -> None:
                     ratios[contender].append(ratio)
                     seconds[contender].append(result["seconds"])
                     peaks[contender].append(result["peak_mb"])
+                    of_limit = ""
+                    if "limit" in results:
+                        limit_rate = results["limit"]["rows"] / results["limit"]["seconds"]
+                        of_limit = f"  {result['rows'] / result['seconds'] / limit_rate:5.2f}x limit"
                     print(
                         f"{rows:>9,} round {round_ + 1} {contender:12s} {result['seconds']:7.2f}s  "
-                        f"{ratio:5.2f}x copy  peak {result['peak_mb']:,.0f} MB",
+                        f"{ratio:5.2f}x copy{of_limit}  peak {result['peak_mb']:,.0f} MB",
                         flush=True,
                     )
             print(f"\n{rows:,} rows, {args.rounds} rounds: ratio to COPY min/median/max, seconds median, peak MB max")
