@@ -4,7 +4,12 @@
         `staged_delete_insert`), `append` and `insert_overwrite`. dbt-spark's incremental materialization
         calls this macro and `dbt_spark_get_incremental_sql` by name (they are not dispatched), so the
         project's macros of the same names take their place on Spark; other adapters never call them.
-        `merge` needs Delta, Iceberg or Hudi, whose jars this project does not depend on. -#}
+        `merge` needs Delta, Iceberg or Hudi, whose jars this project does not depend on.
+        A model with a unique_key and no strategy gets `delete+insert`, as on DuckDB and PostgreSQL (dbt-spark
+        would append, duplicating every updated key). -#}
+    {%- if config.get('incremental_strategy') is none and config.get('unique_key') -%}
+        {%- set raw_strategy = 'delete+insert' -%}
+    {%- endif -%}
     {%- if raw_strategy not in ['delete+insert', 'append', 'insert_overwrite'] -%}
         {%- do exceptions.raise_compiler_error(
             'incremental strategy ' ~ raw_strategy ~ ' is not supported on Spark parquet tables here: '
