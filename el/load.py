@@ -45,8 +45,9 @@ DLT_DEFAULTS = {
 }
 
 
-# parquet load files on DuckDB (cheap to write, read once); PostgreSQL takes dlt's preferred format for it
-LOADER_FILE_FORMAT: dict[str, Any] = {"duckdb": "parquet", "postgres": None}
+# parquet load files on DuckDB (cheap to write, read once); PostgreSQL takes dlt's preferred format for it;
+# on the lake (spark) the load files ARE the raw tables: parquet, what Spark reads
+LOADER_FILE_FORMAT: dict[str, Any] = {"duckdb": "parquet", "postgres": None, "spark": "parquet"}
 
 
 class LoadError(RuntimeError):
@@ -148,7 +149,9 @@ class Loader:
             pipeline_name=source,
             destination=self.settings.warehouse_db.destination(),
             dataset_name=DATASETS[source],
-            pipelines_dir=str(self.settings.warehouse.parent / ".dlt_pipelines"),
+            # next to the warehouse file (spark: the control file in the lake), so that two warehouses never
+            # share a pipeline's local state (its cursors)
+            pipelines_dir=str(self.settings.warehouse_db.path.parent / ".dlt_pipelines"),
             progress=self.progress,  # type: ignore[arg-type]
         )
 
@@ -157,7 +160,10 @@ class Loader:
         set_aside_failed_packages(pipeline, "left by an earlier run that failed before loading")
         started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
         try:
-            info = pipeline.run(data, loader_file_format=LOADER_FILE_FORMAT[self.settings.engine])
+            try:
+                info = pipeline.run(data, loader_file_format=LOADER_FILE_FORMAT[self.settings.engine])
+            finally:  # spark: files a (partly) failed load wrote are visible in raw, as rows are on DuckDB
+                self.settings.warehouse_db.refresh_views(DATASETS[source])
         except PipelineStepFailed as exc:
             failed = _failed_table(exc, table)
             cause = _explain(exc) if failed == table else f"table {failed} (package {exc.load_id}): {_explain(exc)}"
@@ -211,7 +217,11 @@ class Loader:
     def load_shop_direct(self, config: SourceConfig) -> set[str]:
         """The shop tables loaded by DuckDB's postgres extension (el/sources/shop_db_direct.py); the
         others, or all when that path cannot run here (said in one line), go through dlt."""
-        if not (self.settings.engine == "duckdb" and direct.is_postgres(config.shop_db_url) and direct.wanted()):
+        if not (direct.is_postgres(config.shop_db_url) and direct.wanted()):
+            return set()
+        if self.settings.engine != "duckdb":
+            why = f"the direct path writes a DuckDB warehouse; this one is {self.settings.engine}"
+            print(f"el: shop_db: path dlt ({why})", file=sys.stderr, flush=True)
             return set()
         done: set[str] = set()
         try:
