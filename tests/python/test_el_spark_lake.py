@@ -17,11 +17,14 @@ from typing import Any
 import duckdb
 import pytest
 
+from el.dbt import DbtRunner
 from el.load import Loader, run_load
+from el.mode import detect
 from el.settings import Settings
 from el.warehouse import CONTROL_FILE, WarehouseError, target_engine
 from shopsim import SimConfig, Simulator
 from shopsim.config import Rates
+from tests.python.conftest import PROJECT_ROOT
 from tests.python.el_helpers import SERVED, demo_events_url, env_for, load_sources, settings_for, src, wh
 
 RAW = {
@@ -268,6 +271,8 @@ def test_spark_target_selects_the_lake(tmp_path: Path, monkeypatch) -> None:
     assert (settings.engine, settings.lake) == ("spark", root / "data" / "lake")
     assert settings.warehouse_db.path == root / "data" / "lake" / CONTROL_FILE
     assert settings.as_env()["SHOP_LAKE"] == str(root / "data" / "lake")
+    dbt_env = DbtRunner(replace(settings, warehouse=tmp_path / "wh" / "unused.duckdb"), detect(PROJECT_ROOT)).env()
+    assert (dbt_env["DBT_TARGET"], dbt_env["SHOP_LAKE"]) == ("spark", str(root / "data" / "lake"))
     monkeypatch.setenv("SHOP_LAKE", str(tmp_path / "elsewhere"))
     assert Settings.from_env().lake == tmp_path / "elsewhere"
 
