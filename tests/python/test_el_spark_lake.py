@@ -75,7 +75,7 @@ def rows_without_load_columns(query: Any, table: str) -> list[tuple[Any, ...]]:
 def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Simulator:
     for name in ("SHOP_DB_URL", "SHOP_EVENTS_URL", "SHOP_FILES_DIR", "SHOP_LAG_HOURS", "SHOP_EVENTS_LAG_HOURS"):
         monkeypatch.delenv(name, raising=False)
-    rates = Rates(duplicate=0.1, late=0.2, bad_row=0.05, late_update=0.3, restatement=0.5)
+    rates = Rates(duplicate=0.1, late=0.2, bad_row=0.05, late_update=0.3, restatement=1.0)
     return Simulator(tmp_path / "sources", SimConfig(scale=60, rates=rates))
 
 
@@ -107,6 +107,9 @@ def test_lake_holds_exactly_the_raw_the_duckdb_path_lands(tmp_path: Path, source
     assert lake(spark, f"select count(*) > 0 from {files(spark, 'raw_events', 'rejects')}") == [(True,)]
     duplicated = "select count(*) - count(distinct event_id) from raw_events.events"
     assert lake(spark, duplicated)[0][0] > 0
+    restated = "count(distinct (_file_name, _file_modified_at)) - count(distinct _file_name)"
+    versions = f"select {restated} from raw_marketing.spend"
+    assert lake(spark, versions)[0][0] > 0, "a restated spend file was loaded again"
     # every raw row belongs to a load dlt recorded in the lake
     for dataset, tables in RAW.items():
         for table in tables:
