@@ -7,6 +7,7 @@ directly, and through the views of the control file `<lake>/_control.duckdb` tha
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
@@ -19,6 +20,7 @@ import pytest
 
 from el.dbt import DbtRunner
 from el.load import Loader, run_load
+from el.lock import AlreadyRunningError, exclusive
 from el.mode import detect
 from el.settings import Settings
 from el.warehouse import CONTROL_FILE, WarehouseError, target_engine
@@ -286,3 +288,35 @@ def test_el_stream_refuses_the_lake(tmp_path: Path) -> None:
     args = build_parser().parse_args(["stream", "--max-batches", "1"])
     assert cmd_stream(args, lake_settings(tmp_path)) == 2
     assert not (tmp_path / "lake").exists()
+
+
+def test_hard_deleted_row_gets_one_tombstone_in_the_lake(tmp_path: Path, sources: Simulator, monkeypatch) -> None:
+    """Key reconciliation reads raw through the control file's views and appends the tombstone as a file."""
+    monkeypatch.delenv("SHOP_KEY_RECONCILIATION", raising=False)
+    settings = replace(lake_settings(tmp_path), sources_root=sources.paths.root)
+    sources.advance(1)
+    load_sources(settings, ["shop_db"])
+    ((customer,),) = lake(settings, "select min(customer_id) from raw_shop.customers where deleted_at is null")
+    conn = sqlite3.connect(sources.paths.shop_db)
+    with conn:
+        conn.execute("delete from customers where customer_id = ?", (customer,))
+    conn.close()
+    for _ in range(2):  # the second load finds the tombstone: no second one
+        load_sources(settings, ["shop_db"])
+    tombstones = f"select deleted_at is not null, _source from {files(settings, 'raw_shop', 'customers')} "
+    assert lake(settings, tombstones + f"where customer_id = {customer} and _source like '%#reconcile'") == [
+        (True, "shop_db.customers#reconcile")
+    ]
+    assert lake(settings, "select count(*) from raw_shop.customers where _source like '%#reconcile'") == [(1,)]
+
+
+def test_concurrent_load_on_the_lake_is_refused(tmp_path: Path, sources: Simulator) -> None:
+    settings = replace(lake_settings(tmp_path), sources_root=sources.paths.root)
+    sources.advance(1)
+    with (
+        exclusive(settings.warehouse_db, "test holder"),
+        pytest.raises(AlreadyRunningError, match="refused: test holder"),
+    ):
+        load_sources(settings, ["marketing_files"])
+    assert settings.lake is not None
+    assert not list(settings.lake.glob("raw_*/*/*.parquet"))
