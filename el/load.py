@@ -43,6 +43,9 @@ DLT_DEFAULTS = {
     "load.delete_completed_jobs": True,
     "data_writer.compression": "none",
 }
+# ... except on the lake (spark), where the load files are the raw tables, kept and read many times:
+# snappy, Spark's own default for parquet
+LAKE_DLT_DEFAULTS = {**DLT_DEFAULTS, "data_writer.compression": "snappy"}
 
 
 # parquet load files on DuckDB (cheap to write, read once); PostgreSQL takes dlt's preferred format for it;
@@ -141,7 +144,7 @@ class Loader:
         self.progress = progress or default_progress()
         self.extracted_at = dt.datetime.now(dt.UTC)
         self.metrics: list[LoadMetric] = []
-        for key, value in DLT_DEFAULTS.items():
+        for key, value in (LAKE_DLT_DEFAULTS if settings.engine == "spark" else DLT_DEFAULTS).items():
             dlt.config[key] = value
 
     def pipeline(self, source: str) -> dlt.Pipeline:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from el.dbt import DbtRunner
@@ -136,6 +137,10 @@ def test_second_load_appends_only_the_new_slice(tmp_path: Path, sources: Simulat
     again = load_sources(settings)
     assert sum(m.rows_loaded + m.rejects for m in again) == 0, "nothing new: nothing loaded"
     assert parquet_files(settings) == files_first, "no table file written, none rewritten"
+    assert settings.lake is not None
+    metadata = [pq.ParquetFile(settings.lake / name).metadata for name in files_first]
+    compressions = {m.row_group(0).column(0).compression for m in metadata if m.num_row_groups}
+    assert compressions == {"SNAPPY"}, "the lake keeps its files: compressed, unlike transient load files"
 
     sources.advance(1)
     third = load_sources(settings)
