@@ -163,11 +163,9 @@ class Loader:
         set_aside_failed_packages(pipeline, "left by an earlier run that failed before loading")
         started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
         try:
-            try:
-                info = pipeline.run(data, loader_file_format=LOADER_FILE_FORMAT[self.settings.engine])
-            finally:  # spark: files a (partly) failed load wrote are visible in raw, as rows are on DuckDB
-                self.settings.warehouse_db.refresh_views(DATASETS[source])
+            info = pipeline.run(data, loader_file_format=LOADER_FILE_FORMAT[self.settings.engine])
         except PipelineStepFailed as exc:
+            self.refresh_views(source, failed=True)
             failed = _failed_table(exc, table)
             cause = _explain(exc) if failed == table else f"table {failed} (package {exc.load_id}): {_explain(exc)}"
             metric = LoadMetric(
@@ -178,6 +176,7 @@ class Loader:
             if exc.step in ("extract", "normalize"):
                 set_aside_failed_packages(pipeline, f"step {exc.step} failed")
             raise LoadError(f"loading {source}.{table} failed at step {exc.step}: {metric.error}") from exc
+        self.refresh_views(source)
         normalize = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
         counts = normalize.row_counts if normalize else {}
         size = sum(
@@ -198,6 +197,17 @@ class Loader:
             flush=True,
         )
         return metric
+
+    def refresh_views(self, source: str, failed: bool = False) -> None:
+        """spark: the control file's raw views over the lake's folders, after every load (a failed one too:
+        files it wrote are visible in raw, as the rows of a half-loaded package are on DuckDB). Stale views
+        would hide the newest rows from key reconciliation: an error fails the load, unless it already failed."""
+        try:
+            self.settings.warehouse_db.refresh_views(DATASETS[source])
+        except WarehouseError as exc:
+            if not failed:
+                raise LoadError(f"loading {source}: raw views of the lake not refreshed: {exc}") from exc
+            print(f"el: {source}: raw views of the lake not refreshed: {exc}", file=sys.stderr, flush=True)
 
     def reconcile(self, url: str, table: str) -> None:
         """Hard deletes: a tombstone version (deleted_at set, `_source` '...#reconcile') is appended for

@@ -36,6 +36,7 @@ RAW = {
     "raw_marketing": ("spend", "rejects"),
 }
 LINEAGE = ("_extracted_at", "_source", "_dlt_load_id")
+SPARK_PROFILE = "shop:\n  outputs:\n    spark:\n      type: spark\n      method: session\n      schema: main\n"
 PER_LOAD = {"_extracted_at", "_dlt_load_id", "_dlt_id"}  # differ between two loads of the same rows
 
 
@@ -325,3 +326,36 @@ def test_concurrent_load_on_the_lake_is_refused(tmp_path: Path, sources: Simulat
         load_sources(settings, ["marketing_files"])
     assert settings.lake is not None
     assert not list(settings.lake.glob("raw_*/*/*.parquet"))
+
+
+def test_el_load_command_on_a_spark_target_writes_the_lake(tmp_path: Path, sources: Simulator) -> None:
+    """`DBT_TARGET=spark el load` (the command, in a child process) with a profiles.yml whose `spark`
+    output has type spark: raw in SHOP_LAKE, nothing in SHOP_WAREHOUSE; `el stream` refuses in one line."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "profiles.yml").write_text(SPARK_PROFILE, encoding="utf-8")
+    settings = replace(settings_for(tmp_path), sources_root=sources.paths.root)
+    sources.advance(1)
+    env = env_for(settings, SHOP_PROJECT_ROOT=str(root), DBT_TARGET="spark", SHOP_LAKE=str(tmp_path / "lake"))
+    done = subprocess.run(
+        [sys.executable, "-m", "el.cli", "load", "marketing_files"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "el: marketing_files.spend:" in done.stdout
+    lines = sum(len(p.read_text().splitlines()) - 1 for p in sources.paths.marketing_dir.iterdir())
+    spend = duckdb.sql(f"select count(*) from read_parquet('{tmp_path}/lake/raw_marketing/spend/*.parquet')")
+    rejected = duckdb.sql(f"select count(*) from read_parquet('{tmp_path}/lake/raw_marketing/rejects/*.parquet')")
+    assert spend.fetchall()[0][0] + rejected.fetchall()[0][0] == lines
+    assert not settings.warehouse.exists()
+    stream = subprocess.run(
+        [sys.executable, "-m", "el.cli", "stream", "--max-batches", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert stream.returncode == 2 and "not supported on a spark warehouse" in stream.stderr
