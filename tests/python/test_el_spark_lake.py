@@ -83,6 +83,7 @@ def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Simulator:
     return Simulator(tmp_path / "sources", SimConfig(scale=60, rates=rates))
 
 
+@pytest.mark.slow
 def test_lake_holds_exactly_the_raw_the_duckdb_path_lands(tmp_path: Path, sources: Simulator) -> None:
     """Two days (duplicate and late events, back-dated updates, bad rows, a restated spend file) loaded
     day by day into a DuckDB warehouse and into the lake: every raw table and every rejects table has the
@@ -208,6 +209,7 @@ run_load(replace(Settings.from_env(), target="spark", lake=Path(sys.argv[1])), [
 """
 
 
+@pytest.mark.slow
 def test_crash_between_file_write_and_state_commit_loses_and_doubles_nothing(
     tmp_path: Path, sources: Simulator, monkeypatch
 ) -> None:
