@@ -12,20 +12,44 @@
 {% macro spark__register_lake_sources() %}
     {#- Re-created on every run (dropping an external table keeps its files): the schema is inferred again
         from all files, merged (`mergeSchema`: a column dlt adds later appears, older files give null), and
-        the file listing is fresh. A folder not landed yet fails here with Spark's PATH_NOT_FOUND naming the
-        folder. Sources outside the lake's datasets (the stream's, created by create_stream_raw_tables) are
-        left alone. -#}
+        the file listing is fresh. The landed folders are listed first (Spark's binaryFile source, paths
+        only): a rejects table not landed yet (a source without bad rows so far) is an empty table with the
+        columns el/ writes; any other source not landed yet stops the run with an error naming its folder.
+        Sources outside the lake's datasets (the stream's, created by create_stream_raw_tables) are left
+        alone. -#}
     {% if execute %}
         {% set lake = env_var('SHOP_LAKE', 'data/lake') | replace('\\', '/') %}
         {% set datasets = ['raw_shop', 'raw_events', 'raw_marketing'] %}
+        {% do run_query(
+            "create or replace temporary view lake_files using binaryFile options (path '" ~ lake
+            ~ "', recursiveFileLookup 'true', pathGlobFilter '*.parquet')"
+        ) %}
+        {% set landed = run_query(
+            "select distinct regexp_extract(path, '([^/]+/[^/]+)/[^/]+[.]parquet$', 1) from lake_files"
+        ).columns[0].values() | list %}
         {% for source in graph.sources.values() | sort(attribute='unique_id') if source.schema in datasets %}
             {% set relation = source.schema ~ '.' ~ source.identifier %}
+            {% set folder = source.schema ~ '/' ~ source.identifier %}
             {% do run_query('create schema if not exists ' ~ source.schema) %}
             {% do run_query('drop table if exists ' ~ relation) %}
-            {% do run_query(
-                'create table ' ~ relation ~ ' using parquet options (mergeSchema "true") location "'
-                ~ lake ~ '/' ~ source.schema ~ '/' ~ source.identifier ~ '"'
-            ) %}
+            {% if folder in landed %}
+                {% do run_query(
+                    'create table ' ~ relation ~ ' using parquet options (mergeSchema "true") location "'
+                    ~ lake ~ '/' ~ folder ~ '"'
+                ) %}
+            {% elif source.identifier == 'rejects' %}
+                {% do run_query(stream_raw_table_ddl(relation, [
+                    ('source', 'varchar', true), ('source_table', 'varchar', true),
+                    ('reason_code', 'varchar', true), ('reason', 'varchar', true), ('record', 'varchar', true),
+                    ('_extracted_at', 'timestamptz', true), ('_source', 'varchar', true),
+                    ('_dlt_load_id', 'varchar', true), ('_dlt_id', 'varchar', true),
+                ])) %}
+            {% else %}
+                {% do exceptions.raise_compiler_error(
+                    'source ' ~ relation ~ ': no parquet files in ' ~ lake ~ '/' ~ folder
+                    ~ ' (not landed yet: run `el load` with DBT_TARGET=spark and SHOP_LAKE=' ~ lake ~ ')'
+                ) %}
+            {% endif %}
         {% endfor %}
     {% endif %}
 {% endmacro %}
