@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ from el.dbt import DbtRunner
 from el.mode import detect
 from el.settings import Settings
 from shopsim import SimConfig, Simulator
-from tests.python.el_helpers import BATCH_MARTS, load_sources, settings_for
+from tests.python.el_helpers import BATCH_MARTS, demo_events_url, env_for, load_sources, settings_for
 from tests.python.test_engines import DAYS, ENGINE_RENDERED, HARSH, LOAD_TIME_COLUMNS, LOOKBACK_DAYS, normalise
 
 MISSING = [name for name in ("pyspark", "dbt.adapters.spark") if importlib.util.find_spec(name) is None]
@@ -165,3 +168,88 @@ def test_spark_builds_the_same_marts_as_duckdb_and_incremental_equals_full_refre
     for mart in BATCH_MARTS:
         assert incremental[mart] == rebuilt[mart], f"{mart}: incremental differs from --full-refresh on Spark"
     assert {name for name in SPARK_LEFTOVERS if (project_root / name).exists()} == set()
+
+
+def test_el_run_on_a_spark_target_lands_the_lake_and_builds_the_same_marts_as_duckdb(tmp_path: Path) -> None:
+    """`DBT_TARGET=spark el run` as a user types it, two days: el lands raw in the lake (dlt's filesystem
+    destination), dbt builds on Spark over it and checks freshness; the marts equal DuckDB's built from the
+    same sources, and a `--full-refresh` build on Spark gives the same marts."""
+    project_root = settings_for(tmp_path).project_root
+    on_duckdb = settings_for(tmp_path)
+    on_spark = replace(settings_for(tmp_path / "on_spark"), sources_root=on_duckdb.sources_root)
+    on_spark = replace(on_spark, target="spark", lake=tmp_path / "lake")
+    spark_dir = tmp_path / "spark"
+    sim = Simulator(on_duckdb.sources_root, SimConfig(seed=7, scale=10, max_late_days=4, drift_day=1, rates=HARSH))
+    seconds_per_day = []
+    for day in range(2):
+        sim.advance(1)
+        with demo_events_url(on_spark) as url:
+            env = env_for(
+                on_spark, PYTHONPATH=str(project_root), SHOP_EVENTS_URL=url or "", SHOP_SPARK_DIR=str(spark_dir)
+            )
+            assert env["DBT_TARGET"] == "spark" and env["SHOP_LAKE"] == str(tmp_path / "lake")
+            clock = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "el.cli", "run", "--run-id", f"spark-{day}"],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
+            seconds_per_day.append(time.perf_counter() - clock)
+        assert done.returncode == 0, f"day {day}: el run exited {done.returncode}: {done.stdout[-3000:]}"
+        load_sources(on_duckdb)
+    print("DBT_TARGET=spark el run per day (s):", [round(s) for s in seconds_per_day])
+
+    with duckdb.connect(str(tmp_path / "lake" / "_control.duckdb"), read_only=True) as control:
+        steps = dict(
+            control.execute("select step, status from el_meta.pipeline_runs where run_id = 'spark-1'").fetchall()
+        )
+    assert steps["run"] == "ok" and steps["dbt build"] == "ok" and steps["source freshness"] == "ok", steps
+    assert not any((tmp_path / "lake" / "raw_shop").glob("*.parquet")), "raw files are in one folder per table"
+
+    reference = DbtRunner(on_duckdb, detect(on_duckdb.project_root)).run(["build", "--quiet"], capture=True)
+    assert reference.returncode == 0, reference.stdout[-3000:]
+    duck, incremental = duckdb_marts(on_duckdb), spark_marts(spark_dir)
+    for mart in BATCH_MARTS:
+        assert duck[mart][1], f"{mart} is empty: the comparison would prove nothing"
+        assert incremental[mart] == duck[mart], f"{mart} differs between DuckDB and Spark (el run)"
+
+    full = DbtRunner(on_spark, detect(on_spark.project_root)).run(
+        ["build", "--full-refresh"], capture=True, extra_env={"SHOP_SPARK_DIR": str(spark_dir)}
+    )
+    assert full.returncode == 0, full.stdout[-4000:]
+    rebuilt = spark_marts(spark_dir)
+    for mart in BATCH_MARTS:
+        assert incremental[mart] == rebuilt[mart], f"{mart}: incremental differs from --full-refresh (el run)"
+    assert {name for name in SPARK_LEFTOVERS if (project_root / name).exists()} == set()
+
+
+def test_a_source_folder_not_landed_is_an_empty_rejects_table_or_a_clear_error(tmp_path: Path) -> None:
+    """A lake without raw_marketing/rejects (no bad spend row so far) still builds: the source is an empty
+    table; a lake without raw_shop/orders stops the run at the start with one line naming the folder."""
+    on_duckdb = settings_for(tmp_path)
+    Simulator(on_duckdb.sources_root, SimConfig(seed=3, scale=5)).advance(1)
+    load_sources(on_duckdb)
+    lake, spark_dir = tmp_path / "lake", tmp_path / "spark"
+    export_lake(on_duckdb.warehouse, lake)
+    shutil.rmtree(lake / "raw_marketing" / "rejects")
+    shutil.move(lake / "raw_shop" / "orders", tmp_path / "orders")
+    spark_env = {"DBT_TARGET": "spark", "SHOP_LAKE": str(lake), "SHOP_SPARK_DIR": str(spark_dir)}
+    on_spark = settings_for(tmp_path / "on_spark")
+    spark_dbt = DbtRunner(on_spark, detect(on_spark.project_root))
+
+    refused = spark_dbt.run(["run", "--select", "stg_marketing__rejects"], capture=True, extra_env=spark_env)
+    assert refused.returncode != 0
+    assert f"source raw_shop.orders: no parquet files in {lake}/raw_shop/orders (not landed yet" in refused.stdout
+
+    shutil.move(tmp_path / "orders", lake / "raw_shop" / "orders")
+    built = spark_dbt.run(["run", "--select", "stg_marketing__rejects"], capture=True, extra_env=spark_env)
+    assert built.returncode == 0, built.stdout[-3000:]
+    shown = spark_dbt.run(
+        ["show", "--inline", "select count(*) as landed_rejects from {{ source('marketing', 'rejects') }}"],
+        capture=True,
+        extra_env=spark_env,
+    )
+    assert shown.returncode == 0, shown.stdout[-3000:]
+    assert shown.stdout.strip().splitlines()[-1].strip("| ") == "0", shown.stdout[-1000:]
