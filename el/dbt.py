@@ -14,6 +14,7 @@ import yaml
 
 from el.mode import FULL_MODE_VAR, Mode
 from el.settings import Settings
+from el.warehouse import LAKE_ENV
 
 # What dbt reads from the project root; the core-mode project links to exactly these.
 DBT_ENTRIES = (
@@ -120,6 +121,8 @@ class DbtRunner:
         if self.settings.postgres:  # the target and the database dlt loaded into
             # PGTZ: libpq sessions in UTC, like the DuckDB profile's TimeZone setting
             env.update({"DBT_TARGET": self.settings.target, "PGTZ": "UTC", **self.settings.postgres.as_env()})
+        if self.settings.lake:  # the spark target and the lake dlt wrote raw to (its sources read the files)
+            env.update({"DBT_TARGET": self.settings.target, LAKE_ENV: str(self.settings.lake)})
         return env
 
     def run(

@@ -53,6 +53,8 @@ def warehouse_namespace(settings: Settings) -> str:
     if settings.postgres:
         pg = settings.postgres
         return f"postgres://{pg.host}:{pg.port}/{pg.dbname}"
+    if settings.lake:  # spark: raw is the lake's folders (<dataset>.<table> names <lake>/<dataset>/<table>/)
+        return f"file://{settings.lake}"
     return f"duckdb://{settings.warehouse}"
 
 

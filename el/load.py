@@ -43,10 +43,14 @@ DLT_DEFAULTS = {
     "load.delete_completed_jobs": True,
     "data_writer.compression": "none",
 }
+# ... except on the lake (spark), where the load files are the raw tables, kept and read many times:
+# snappy, Spark's own default for parquet
+LAKE_DLT_DEFAULTS = {**DLT_DEFAULTS, "data_writer.compression": "snappy"}
 
 
-# parquet load files on DuckDB (cheap to write, read once); PostgreSQL takes dlt's preferred format for it
-LOADER_FILE_FORMAT: dict[str, Any] = {"duckdb": "parquet", "postgres": None}
+# parquet load files on DuckDB (cheap to write, read once); PostgreSQL takes dlt's preferred format for it;
+# on the lake (spark) the load files ARE the raw tables: parquet, what Spark reads
+LOADER_FILE_FORMAT: dict[str, Any] = {"duckdb": "parquet", "postgres": None, "spark": "parquet"}
 
 
 class LoadError(RuntimeError):
@@ -140,7 +144,7 @@ class Loader:
         self.progress = progress or default_progress()
         self.extracted_at = dt.datetime.now(dt.UTC)
         self.metrics: list[LoadMetric] = []
-        for key, value in DLT_DEFAULTS.items():
+        for key, value in (LAKE_DLT_DEFAULTS if settings.engine == "spark" else DLT_DEFAULTS).items():
             dlt.config[key] = value
 
     def pipeline(self, source: str) -> dlt.Pipeline:
@@ -148,7 +152,9 @@ class Loader:
             pipeline_name=source,
             destination=self.settings.warehouse_db.destination(),
             dataset_name=DATASETS[source],
-            pipelines_dir=str(self.settings.warehouse.parent / ".dlt_pipelines"),
+            # next to the warehouse file (spark: the control file in the lake), so that two warehouses never
+            # share a pipeline's local state (its cursors)
+            pipelines_dir=str(self.settings.warehouse_db.path.parent / ".dlt_pipelines"),
             progress=self.progress,  # type: ignore[arg-type]
         )
 
@@ -159,6 +165,7 @@ class Loader:
         try:
             info = pipeline.run(data, loader_file_format=LOADER_FILE_FORMAT[self.settings.engine])
         except PipelineStepFailed as exc:
+            self.refresh_views(source, failed=True)
             failed = _failed_table(exc, table)
             cause = _explain(exc) if failed == table else f"table {failed} (package {exc.load_id}): {_explain(exc)}"
             metric = LoadMetric(
@@ -169,6 +176,7 @@ class Loader:
             if exc.step in ("extract", "normalize"):
                 set_aside_failed_packages(pipeline, f"step {exc.step} failed")
             raise LoadError(f"loading {source}.{table} failed at step {exc.step}: {metric.error}") from exc
+        self.refresh_views(source)
         normalize = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
         counts = normalize.row_counts if normalize else {}
         size = sum(
@@ -189,6 +197,17 @@ class Loader:
             flush=True,
         )
         return metric
+
+    def refresh_views(self, source: str, failed: bool = False) -> None:
+        """spark: the control file's raw views over the lake's folders, after every load (a failed one too:
+        files it wrote are visible in raw, as the rows of a half-loaded package are on DuckDB). Stale views
+        would hide the newest rows from key reconciliation: an error fails the load, unless it already failed."""
+        try:
+            self.settings.warehouse_db.refresh_views(DATASETS[source])
+        except WarehouseError as exc:
+            if not failed:
+                raise LoadError(f"loading {source}: raw views of the lake not refreshed: {exc}") from exc
+            print(f"el: {source}: raw views of the lake not refreshed: {exc}", file=sys.stderr, flush=True)
 
     def reconcile(self, url: str, table: str) -> None:
         """Hard deletes: a tombstone version (deleted_at set, `_source` '...#reconcile') is appended for
@@ -211,7 +230,11 @@ class Loader:
     def load_shop_direct(self, config: SourceConfig) -> set[str]:
         """The shop tables loaded by DuckDB's postgres extension (el/sources/shop_db_direct.py); the
         others, or all when that path cannot run here (said in one line), go through dlt."""
-        if not (self.settings.engine == "duckdb" and direct.is_postgres(config.shop_db_url) and direct.wanted()):
+        if not (direct.is_postgres(config.shop_db_url) and direct.wanted()):
+            return set()
+        if self.settings.engine != "duckdb":
+            why = f"the direct path writes a DuckDB warehouse; this one is {self.settings.engine}"
+            print(f"el: shop_db: path dlt ({why})", file=sys.stderr, flush=True)
             return set()
         done: set[str] = set()
         try:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from el.warehouse import DEFAULT_TARGET, PgConnection, Warehouse, target_engine, warehouse_for
+from el.warehouse import DEFAULT_TARGET, LAKE_ENV, PgConnection, Warehouse, target_engine, warehouse_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +25,8 @@ class Settings:
     # `warehouse` then only places dlt's pipeline folders and the lock
     target: str = DEFAULT_TARGET
     postgres: PgConnection | None = None
+    # a spark target: the lake root raw lands in as parquet (SHOP_LAKE); `warehouse` is then unused by el/
+    lake: Path | None = None
 
     def __post_init__(self) -> None:
         defaults = {"target_dir": "target", "log_dir": "logs", "core_dir": ".dbt_core"}
@@ -34,17 +36,20 @@ class Settings:
 
     @property
     def engine(self) -> str:
-        return "postgres" if self.postgres else "duckdb"
+        if self.postgres:
+            return "postgres"
+        return "spark" if self.lake else "duckdb"
 
     @property
     def warehouse_db(self) -> Warehouse:
-        return warehouse_for(self.engine, self.warehouse, self.postgres)
+        return warehouse_for(self.engine, self.warehouse, self.postgres, self.lake)
 
     def as_env(self) -> dict[str, str]:
         """The environment that makes a child `el` process use these settings (inverse of from_env)."""
         return {
             # a DuckDB target is left to the inherited DBT_TARGET (dev or ci: both read SHOP_WAREHOUSE)
             **({"DBT_TARGET": self.target, **self.postgres.as_env()} if self.postgres else {}),
+            **({"DBT_TARGET": self.target, LAKE_ENV: str(self.lake)} if self.lake else {}),
             "SHOP_PROJECT_ROOT": str(self.project_root),
             "SHOP_WAREHOUSE": str(self.warehouse),
             "SHOP_SOURCES": str(self.sources_root),
@@ -62,10 +67,12 @@ class Settings:
             return Path(os.environ.get(name) or default).resolve()
 
         target = os.environ.get("DBT_TARGET") or DEFAULT_TARGET
-        postgres = PgConnection.from_env() if target_engine(root, target) == "postgres" else None
+        engine = target_engine(root, target)
+        postgres = PgConnection.from_env() if engine == "postgres" else None
         return cls(
             target=target,
             postgres=postgres,
+            lake=path(LAKE_ENV, data / "lake") if engine == "spark" else None,
             project_root=root,
             warehouse=path("SHOP_WAREHOUSE", data / "warehouse.duckdb"),
             sources_root=path("SHOP_SOURCES", data / "sources"),

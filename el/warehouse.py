@@ -1,4 +1,4 @@
-"""The warehouse el/ loads into and records its runs in: a DuckDB file or a PostgreSQL database.
+"""The warehouse el/ loads into and records its runs in: a DuckDB file, a PostgreSQL database or a lake.
 
 Which one follows the dbt target (DBT_TARGET, default `dev`): the `type` of that output in profiles.yml.
 A PostgreSQL warehouse is reached with the same SHOP_PG_* variables the profile reads, so dlt and dbt
@@ -6,6 +6,13 @@ always write to the same database. Each setting comes from its SHOP_PG_* variabl
 `[destination.postgres.credentials]` in the git-ignored `.dlt/secrets.toml` (host, port, username,
 password, database), else the default; never from the repository. el/ hands the resolved values to every
 dbt process it starts, so the profile sees the same connection.
+
+A `spark` target has no database el/ could write to: raw lands as parquet files written by dlt's
+filesystem destination in the lake (SHOP_LAKE, default data/lake), `<lake>/<dataset>/<table>/*.parquet`,
+append-only, which Spark reads. What el/ records about its runs (el_meta) goes to a small DuckDB
+*control* file in the lake, `<lake>/_control.duckdb`, which also holds a view per raw table over its
+parquet files (raw_shop.orders etc., re-created after every load), so every SQL read of raw in el/
+(key reconciliation, checks, tests) works unchanged on the lake.
 """
 
 from __future__ import annotations
@@ -22,7 +29,11 @@ import dlt
 import yaml
 
 DEFAULT_TARGET = "dev"
-ENGINES = ("duckdb", "postgres")
+ENGINES = ("duckdb", "postgres", "spark")
+LAKE_ENV = "SHOP_LAKE"
+CONTROL_FILE = "_control.duckdb"  # in the lake root
+# dlt's default layout, spelled out: it is the interface with the dbt sources that Spark reads
+LAKE_LAYOUT = "{table_name}/{load_id}.{file_id}.{ext}"
 
 
 class WarehouseError(RuntimeError):
@@ -87,26 +98,31 @@ class PgConnection:
 
 
 def target_engine(project_root: Path, target: str) -> str:
-    """The `type` of dbt output `target` of profile `shop` in profiles.yml (duckdb or postgres)."""
+    """The `type` of dbt output `target` of profile `shop` in profiles.yml (duckdb, postgres or spark)."""
     profiles = yaml.safe_load((project_root / "profiles.yml").read_text(encoding="utf-8")) or {}
     outputs = (profiles.get("shop") or {}).get("outputs") or {}
     if target not in outputs:
         raise WarehouseError(f"DBT_TARGET={target} is not an output of profiles.yml; choose from {', '.join(outputs)}")
     engine = str(outputs[target].get("type", ""))
     if engine not in ENGINES:
-        raise WarehouseError(f"dbt target {target} has type {engine!r}; el/ loads into {' or '.join(ENGINES)}")
+        raise WarehouseError(f"dbt target {target} has type {engine!r}; el/ loads into {', '.join(ENGINES)}")
     return engine
 
 
 @dataclass(frozen=True)
 class Warehouse:
-    engine: str  # duckdb or postgres
-    path: Path  # the DuckDB file (duckdb); the folder next to it keeps dlt's pipelines and lock files
+    engine: str  # duckdb, postgres or spark
+    # the DuckDB file (duckdb; spark: the control file in the lake); the folder next to it keeps dlt's
+    # pipelines and lock files
+    path: Path
     postgres: PgConnection | None = None
+    lake: Path | None = None  # spark: the lake root dlt's filesystem destination writes to
 
     @property
     def name(self) -> str:
-        return self.postgres.display() if self.postgres else str(self.path)
+        if self.postgres:
+            return self.postgres.display()
+        return f"lake {self.lake}" if self.lake else str(self.path)
 
     def destination(self) -> Any:
         import dlt
@@ -120,7 +136,31 @@ class Warehouse:
             credentials.password = self.postgres.password
             credentials.resolve()
             return dlt.destinations.postgres(credentials=credentials)
+        if self.lake:
+            self.lake.mkdir(parents=True, exist_ok=True)
+            return dlt.destinations.filesystem(bucket_url=str(self.lake), layout=LAKE_LAYOUT)
         return dlt.destinations.duckdb(str(self.path))
+
+    def refresh_views(self, dataset: str) -> list[str]:
+        """spark: (re-)create a view `<dataset>.<table>` in the control file over each table folder of the
+        dataset in the lake (union_by_name: a column added by a later load shows, null in older files);
+        dlt's own tables (_dlt_loads, ...) are JSON lines there. The tables it has views for."""
+        if not self.lake:
+            return []
+        folder = self.lake / dataset
+        readers = {"parquet": "read_parquet", "jsonl": "read_json"}
+        views: dict[str, str] = {}
+        for table in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+            for ext, reader in readers.items():
+                if any(table.glob(f"*.{ext}")):
+                    files = str(table / f"*.{ext}").replace("'", "''")
+                    views[table.name] = f"select * from {reader}('{files}', union_by_name = true)"
+                    break
+        with self.connect() as conn:
+            conn.execute(f'create schema if not exists "{dataset}"')
+            for table, query in views.items():
+                conn.execute(f'create or replace view "{dataset}"."{table}" as {query}')
+        return list(views)
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[Any]:
@@ -188,7 +228,10 @@ class Warehouse:
             pass
 
 
-def warehouse_for(engine: str, path: Path, postgres: PgConnection | None) -> Warehouse:
+def warehouse_for(engine: str, path: Path, postgres: PgConnection | None, lake: Path | None = None) -> Warehouse:
     if engine == "postgres":
         return Warehouse("postgres", path, postgres or PgConnection.from_env())
+    if engine == "spark":
+        assert lake is not None, "a spark warehouse needs its lake root"
+        return Warehouse("spark", lake / CONTROL_FILE, lake=lake)
     return Warehouse("duckdb", path)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates or refreshes the project virtualenv (.venv) from pyproject.toml + constraints.txt.
 # Re-installs only when those files change, so repeated runs start in seconds.
-# Arguments name optional extras to add to `dev`, e.g. `scripts/bootstrap.sh airflow`.
+# Arguments name optional extras to add to `dev`, e.g. `scripts/bootstrap.sh airflow` or `scripts/bootstrap.sh spark`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

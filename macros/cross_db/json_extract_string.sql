@@ -1,4 +1,6 @@
 {% macro json_extract_string(json_column, key) %}
+    {#- The text value of `key` in the JSON text `json_column`. Dispatched: duckdb json_extract_string,
+        postgres ->>, snowflake :key, spark get_json_object; default json_extract_scalar. -#}
     {{ return(adapter.dispatch('json_extract_string')(json_column, key)) }}
 {% endmacro %}
 
@@ -16,4 +18,8 @@
 
 {% macro snowflake__json_extract_string(json_column, key) %}
     {{ json_column }}:{{ key }}::varchar
+{% endmacro %}
+
+{% macro spark__json_extract_string(json_column, key) %}
+    get_json_object({{ json_column }}, '$.{{ key }}')
 {% endmacro %}

@@ -5,7 +5,7 @@
     materialized='incremental',
     unique_key='spend_date',
     incremental_strategy='delete+insert',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where (spend_date, channel) not in (select spend_date, channel from {{ ref('stg_marketing__spend') }}){% endif %}",
+    pre_hook="{% if is_incremental() %}{{ delete_rows(this, '(spend_date, channel) not in (select spend_date, channel from ' ~ ref('stg_marketing__spend') ~ ')') }}{% endif %}",
 ) }}
 
 with

@@ -1,0 +1,255 @@
+"""The same models on Spark (issue #13): dbt-spark in session mode (pyspark, local mode) over raw as a parquet
+lake. The multi-day scenario of test_engines (duplicates, updates, restatements, events later than
+lookback_days, bad rows) is loaded each day into DuckDB, whose raw tables are exported to the lake as dlt's
+filesystem destination lays it out (`<lake>/<dataset>/<table>/`, one parquet file per load, append-only);
+Spark builds incrementally each day. Its marts must equal DuckDB's row for row after type normalisation, and
+an incremental build must equal a `--full-refresh` build. Spark's catalog, derby.log and tables live in a
+tmp folder (SHOP_SPARK_DIR): none may appear in the work tree. Needs the `spark` extra and Java 17; skipped
+with the reason when either is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from el.dbt import DbtRunner
+from el.mode import detect
+from el.settings import Settings
+from shopsim import SimConfig, Simulator
+from tests.python.el_helpers import BATCH_MARTS, demo_events_url, env_for, load_sources, settings_for
+from tests.python.test_engines import DAYS, ENGINE_RENDERED, HARSH, LOAD_TIME_COLUMNS, LOOKBACK_DAYS, normalise
+
+MISSING = [name for name in ("pyspark", "dbt.adapters.spark") if importlib.util.find_spec(name) is None]
+if MISSING:
+    pytest.skip(
+        f"the spark extra is not installed ({', '.join(MISSING)} missing): scripts/bootstrap.sh spark",
+        allow_module_level=True,
+    )
+if shutil.which("java") is None:
+    pytest.skip("no java on PATH: Spark needs Java 17", allow_module_level=True)
+
+pytestmark = [pytest.mark.slow]
+
+LAKE_DATASETS = ("raw_shop", "raw_events", "raw_marketing")
+SPARK_LEFTOVERS = ("metastore_db", "spark-warehouse", "derby.log")
+
+
+def export_lake(warehouse: Path, lake: Path) -> int:
+    """Every dlt load of DuckDB's raw tables not exported yet, as one parquet file per load and table (dlt's
+    filesystem destination appends files alike); a table without rows gets one empty file, so its folder
+    exists with its columns. The number of files written."""
+    written = 0
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        tables = conn.execute(
+            "select table_schema, table_name from information_schema.tables where table_schema in "
+            f"{LAKE_DATASETS!r} and table_name not like '_dlt%' order by all"
+        ).fetchall()
+        for dataset, table in tables:
+            folder = lake / dataset / table
+            folder.mkdir(parents=True, exist_ok=True)
+            loads = [
+                load for (load,) in conn.execute(f"select distinct _dlt_load_id from {dataset}.{table}").fetchall()
+            ]
+            for load in loads:
+                target = folder / f"{load}.parquet"
+                if not target.exists():
+                    conn.execute(
+                        f"copy (select * from {dataset}.{table} where _dlt_load_id = ?) to '{target}' (format parquet)",
+                        [load],
+                    )
+                    written += 1
+            if not any(folder.glob("*.parquet")):
+                conn.execute(
+                    f"copy (select * from {dataset}.{table} limit 0) to '{folder / 'empty.parquet'}' (format parquet)"
+                )
+                written += 1
+    return written
+
+
+def mart_rows(
+    columns_of: Callable[[str], list[str]], fetch: Callable[[str, str], list[tuple[Any, ...]]]
+) -> dict[str, Any]:
+    content = {}
+    for mart in BATCH_MARTS:
+        skipped = LOAD_TIME_COLUMNS + ENGINE_RENDERED.get(mart, ())
+        columns = [c for c in columns_of(mart) if c not in skipped]
+        rows = fetch(mart, ", ".join(f'"{c}"' for c in columns))
+        content[mart] = (columns, sorted((tuple(normalise(v) for v in row) for row in rows), key=repr))
+    return content
+
+
+def duckdb_marts(settings: Settings) -> dict[str, Any]:
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        return mart_rows(
+            lambda mart: [
+                c
+                for (c,) in conn.execute(
+                    "select column_name from information_schema.columns where table_schema = 'main_marts' "
+                    "and table_name = ? order by ordinal_position",
+                    [mart],
+                ).fetchall()
+            ],
+            lambda mart, listed: conn.execute(f"select {listed} from main_marts.{mart}").fetchall(),
+        )
+
+
+def spark_marts(spark_dir: Path) -> dict[str, Any]:
+    """The marts as Spark wrote them: the parquet files of each table in Spark's warehouse folder (read by
+    DuckDB, so no second JVM holds the Derby catalog the next dbt process opens)."""
+    tables = spark_dir / "spark-warehouse" / "main_marts.db"
+    with duckdb.connect() as conn:
+
+        def files(mart: str) -> str:
+            assert any((tables / mart).glob("*.parquet")), f"{mart}: no parquet files in {tables / mart}"
+            return f"read_parquet('{tables / mart}/*.parquet')"
+
+        return mart_rows(
+            lambda mart: [c for (c, *_) in conn.execute(f"describe select * from {files(mart)}").fetchall()],
+            lambda mart, listed: conn.execute(f"select {listed} from {files(mart)}").fetchall(),
+        )
+
+
+def test_spark_builds_the_same_marts_as_duckdb_and_incremental_equals_full_refresh(tmp_path: Path) -> None:
+    project_root = settings_for(tmp_path).project_root
+    leftovers_before = {name for name in SPARK_LEFTOVERS if (project_root / name).exists()}
+    on_duckdb = settings_for(tmp_path)
+    lake, spark_dir = tmp_path / "lake", tmp_path / "spark"
+    spark_env = {"DBT_TARGET": "spark", "SHOP_LAKE": str(lake), "SHOP_SPARK_DIR": str(spark_dir)}
+    # Spark's dbt has its own target/ and logs/ (its manifest differs from DuckDB's)
+    on_spark = settings_for(tmp_path / "on_spark")
+    spark_dbt = DbtRunner(on_spark, detect(on_spark.project_root))
+    dbt_vars = {"lookback_days": LOOKBACK_DAYS}
+    sim = Simulator(on_duckdb.sources_root, SimConfig(seed=13, scale=15, max_late_days=4, drift_day=1, rates=HARSH))
+
+    seconds_per_day = []
+    for day in range(DAYS):
+        sim.advance(1)
+        load_sources(on_duckdb)
+        assert export_lake(on_duckdb.warehouse, lake) > 0
+        clock = time.perf_counter()
+        built = spark_dbt.run(["build"], dbt_vars, capture=True, extra_env=spark_env)
+        seconds_per_day.append(time.perf_counter() - clock)
+        assert built.returncode == 0, f"day {day}: {built.stdout[-4000:]}"
+        assert "ERROR=0" in built.stdout and "PASS=" in built.stdout, built.stdout[-2000:]
+    print("Spark dbt build per day (s):", [round(s) for s in seconds_per_day])
+
+    # Spark's catalog and tables are in SHOP_SPARK_DIR, nothing in the work tree
+    assert (spark_dir / "metastore_db").is_dir() and (spark_dir / "spark-warehouse").is_dir()
+    assert (spark_dir / "derby.log").is_file()
+    assert {name for name in SPARK_LEFTOVERS if (project_root / name).exists()} == leftovers_before == set()
+
+    # DuckDB, the reference, builds once from the whole raw history
+    reference = DbtRunner(on_duckdb, detect(on_duckdb.project_root)).run(["build", "--quiet"], dbt_vars, capture=True)
+    assert reference.returncode == 0, reference.stdout[-3000:]
+    duck, incremental = duckdb_marts(on_duckdb), spark_marts(spark_dir)
+    for mart in BATCH_MARTS:
+        assert duck[mart][1], f"{mart} is empty: the comparison would prove nothing"
+        assert incremental[mart][0] == duck[mart][0], f"{mart}: columns differ between DuckDB and Spark"
+        assert incremental[mart][1] == duck[mart][1], f"{mart} differs between DuckDB and Spark"
+    print("rows per mart:", {mart: len(rows) for mart, (_, rows) in duck.items()})
+
+    # the same lake, rebuilt from scratch on Spark
+    clock = time.perf_counter()
+    full = spark_dbt.run(["build", "--full-refresh"], dbt_vars, capture=True, extra_env=spark_env)
+    assert full.returncode == 0, full.stdout[-4000:]
+    print(f"Spark --full-refresh build: {time.perf_counter() - clock:.0f}s")
+    rebuilt = spark_marts(spark_dir)
+    for mart in BATCH_MARTS:
+        assert incremental[mart] == rebuilt[mart], f"{mart}: incremental differs from --full-refresh on Spark"
+    assert {name for name in SPARK_LEFTOVERS if (project_root / name).exists()} == set()
+
+
+def test_el_run_on_a_spark_target_lands_the_lake_and_builds_the_same_marts_as_duckdb(tmp_path: Path) -> None:
+    """`DBT_TARGET=spark el run` as a user types it, two days: el lands raw in the lake (dlt's filesystem
+    destination), dbt builds on Spark over it and checks freshness; the marts equal DuckDB's built from the
+    same sources, and a `--full-refresh` build on Spark gives the same marts."""
+    project_root = settings_for(tmp_path).project_root
+    on_duckdb = settings_for(tmp_path)
+    on_spark = replace(settings_for(tmp_path / "on_spark"), sources_root=on_duckdb.sources_root)
+    on_spark = replace(on_spark, target="spark", lake=tmp_path / "lake")
+    spark_dir = tmp_path / "spark"
+    sim = Simulator(on_duckdb.sources_root, SimConfig(seed=7, scale=10, max_late_days=4, drift_day=1, rates=HARSH))
+    seconds_per_day = []
+    for day in range(2):
+        sim.advance(1)
+        with demo_events_url(on_spark) as url:
+            env = env_for(
+                on_spark, PYTHONPATH=str(project_root), SHOP_EVENTS_URL=url or "", SHOP_SPARK_DIR=str(spark_dir)
+            )
+            assert env["DBT_TARGET"] == "spark" and env["SHOP_LAKE"] == str(tmp_path / "lake")
+            clock = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "el.cli", "run", "--run-id", f"spark-{day}"],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
+            seconds_per_day.append(time.perf_counter() - clock)
+        assert done.returncode == 0, f"day {day}: el run exited {done.returncode}: {done.stdout[-3000:]}"
+        load_sources(on_duckdb)
+    print("DBT_TARGET=spark el run per day (s):", [round(s) for s in seconds_per_day])
+
+    with duckdb.connect(str(tmp_path / "lake" / "_control.duckdb"), read_only=True) as control:
+        steps = dict(
+            control.execute("select step, status from el_meta.pipeline_runs where run_id = 'spark-1'").fetchall()
+        )
+    assert steps["run"] == "ok" and steps["dbt build"] == "ok" and steps["source freshness"] == "ok", steps
+    assert not any((tmp_path / "lake" / "raw_shop").glob("*.parquet")), "raw files are in one folder per table"
+
+    reference = DbtRunner(on_duckdb, detect(on_duckdb.project_root)).run(["build", "--quiet"], capture=True)
+    assert reference.returncode == 0, reference.stdout[-3000:]
+    duck, incremental = duckdb_marts(on_duckdb), spark_marts(spark_dir)
+    for mart in BATCH_MARTS:
+        assert duck[mart][1], f"{mart} is empty: the comparison would prove nothing"
+        assert incremental[mart] == duck[mart], f"{mart} differs between DuckDB and Spark (el run)"
+
+    full = DbtRunner(on_spark, detect(on_spark.project_root)).run(
+        ["build", "--full-refresh"], capture=True, extra_env={"SHOP_SPARK_DIR": str(spark_dir)}
+    )
+    assert full.returncode == 0, full.stdout[-4000:]
+    rebuilt = spark_marts(spark_dir)
+    for mart in BATCH_MARTS:
+        assert incremental[mart] == rebuilt[mart], f"{mart}: incremental differs from --full-refresh (el run)"
+    assert {name for name in SPARK_LEFTOVERS if (project_root / name).exists()} == set()
+
+
+def test_a_source_folder_not_landed_is_an_empty_rejects_table_or_a_clear_error(tmp_path: Path) -> None:
+    """A lake without raw_marketing/rejects (no bad spend row so far) still builds: the source is an empty
+    table; a lake without raw_shop/orders stops the run at the start with one line naming the folder."""
+    on_duckdb = settings_for(tmp_path)
+    Simulator(on_duckdb.sources_root, SimConfig(seed=3, scale=5)).advance(1)
+    load_sources(on_duckdb)
+    lake, spark_dir = tmp_path / "lake", tmp_path / "spark"
+    export_lake(on_duckdb.warehouse, lake)
+    shutil.rmtree(lake / "raw_marketing" / "rejects")
+    shutil.move(lake / "raw_shop" / "orders", tmp_path / "orders")
+    spark_env = {"DBT_TARGET": "spark", "SHOP_LAKE": str(lake), "SHOP_SPARK_DIR": str(spark_dir)}
+    on_spark = settings_for(tmp_path / "on_spark")
+    spark_dbt = DbtRunner(on_spark, detect(on_spark.project_root))
+
+    refused = spark_dbt.run(["run", "--select", "stg_marketing__rejects"], capture=True, extra_env=spark_env)
+    assert refused.returncode != 0
+    assert f"source raw_shop.orders: no parquet files in {lake}/raw_shop/orders (not landed yet" in refused.stdout
+
+    shutil.move(tmp_path / "orders", lake / "raw_shop" / "orders")
+    built = spark_dbt.run(["run", "--select", "stg_marketing__rejects"], capture=True, extra_env=spark_env)
+    assert built.returncode == 0, built.stdout[-3000:]
+    shown = spark_dbt.run(
+        ["show", "--inline", "select count(*) as landed_rejects from {{ source('marketing', 'rejects') }}"],
+        capture=True,
+        extra_env=spark_env,
+    )
+    assert shown.returncode == 0, shown.stdout[-3000:]
+    assert shown.stdout.strip().splitlines()[-1].strip("| ") == "0", shown.stdout[-1000:]
