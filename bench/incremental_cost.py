@@ -11,7 +11,12 @@ by the project's own loader (the EL step), and the same selection is built incre
 --full-refresh. dbt's per-node timings (run_results.json) split each build into models and tests; the
 rest of the wall time is dbt's start-up (parse, connection, DAG). After the incremental run, the
 event-id unique tests run once scoped (unique_in_window, as the build ran them) and once whole-table,
-on the same tables, to time both. Not part of the test suite.
+on the same tables, to time both.
+
+The daily run after EL is what `el run` does then: `dbt build` and `dbt source freshness`, through the
+same code (PipelineRun.dbt_steps, on this selection and the events source), timed both ways side by side
+on the same loaded warehouse (restored from a copy before each): two dbt processes (before) and one
+(el.dbt_batch, `el run` now), `--rounds` times each, alternating which goes first. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +41,8 @@ import duckdb
 
 from el.dbt import DbtRunner
 from el.load import run_load
-from el.mode import detect
+from el.mode import Mode, detect
+from el.pipeline import PipelineRun, RunOptions
 from el.settings import Settings
 from shopsim import events
 from shopsim.config import SourcePaths
@@ -140,13 +148,48 @@ def events_api_process(settings: Settings) -> Iterator[None]:
         server.wait()
 
 
-def timed(runner: DbtRunner, args: list[str], top: int = 0) -> tuple[float, dict[str, float]]:
-    start = time.perf_counter()
-    done = runner.run(args, capture=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(done.stdout[-3000:])
-    results = json.loads((runner.settings.target_dir / "run_results.json").read_text())
+class DailyRun(PipelineRun):
+    """`el run`'s dbt steps on the benchmark's selection (only the events source is filled)."""
+
+    def build_args(self) -> list[str]:
+        return [*super().build_args(), "--select", *SELECTION]
+
+    def freshness_args(self) -> list[str]:
+        return [*super().freshness_args(), "--select", "source:events"]
+
+
+def daily_runs(settings: Settings, mode: Mode, loaded: Path, rounds: int) -> dict[str, list[tuple[float, ...]]]:
+    """(total, build, freshness) seconds of each way's daily run, each on the warehouse as `loaded` is."""
+    times: dict[str, list[tuple[float, ...]]] = {"two processes": [], "one process": []}
+    for index in range(rounds):
+        ways = [False, True] if index % 2 == 0 else [True, False]
+        for one_process in ways:
+            shutil.copyfile(loaded, settings.warehouse)
+            run = DailyRun(settings, mode, f"bench-{index}-{int(one_process)}", RunOptions(quiet=True))
+            start = time.perf_counter()
+            run.dbt_steps(one_process=one_process)
+            total = time.perf_counter() - start
+            failed = [f"{r.step}: {r.detail}" for r in run.results if r.status != "ok"]
+            if failed:
+                raise SystemExit(f"daily run failed: {failed}")
+            build, freshness = (r.seconds for r in run.results)
+            times["one process" if one_process else "two processes"].append((total, build, freshness))
+    return times
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.1f}/{statistics.median(values):.1f}/{max(values):.1f}s"
+
+
+def print_daily(rows: int, times: dict[str, list[tuple[float, ...]]]) -> None:
+    print(f"{rows:,} events - daily run after EL (dbt build + source freshness), min/median/max:", flush=True)
+    for way, runs in times.items():
+        total, build, freshness = ([run[i] for run in runs] for i in range(3))
+        print(f"    {way:<13} total {spread(total)} (build {spread(build)}, freshness {spread(freshness)})", flush=True)
+
+
+def node_split(settings: Settings, top: int = 0) -> dict[str, float]:
+    results = json.loads((settings.target_dir / "run_results.json").read_text())
     split = {"models": 0.0, "tests": 0.0}
     for result in results["results"]:
         kind = "tests" if result["unique_id"].startswith(("test.", "unit_test.")) else "models"
@@ -154,7 +197,16 @@ def timed(runner: DbtRunner, args: list[str], top: int = 0) -> tuple[float, dict
     slowest = sorted(results["results"], key=lambda r: -r["execution_time"])[:top]
     for result in slowest:
         print(f"    {result['execution_time']:6.1f}s  {result['unique_id']}", flush=True)
-    return seconds, split
+    return split
+
+
+def timed(runner: DbtRunner, args: list[str], top: int = 0) -> tuple[float, dict[str, float]]:
+    start = time.perf_counter()
+    done = runner.run(args, capture=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(done.stdout[-3000:])
+    return seconds, node_split(runner.settings, top)
 
 
 def unique_test_times(runner: DbtRunner, extra_vars: dict[str, object] | None = None) -> dict[str, float]:
@@ -172,6 +224,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, action="append", default=None)
     parser.add_argument("--keep", type=Path, help="build in this (empty) folder and keep it, to inspect")
+    parser.add_argument("--rounds", type=int, default=3, help="daily runs of each way (default 3)")
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     for rows in args.events or [1_000_000]:
@@ -180,7 +233,8 @@ def main() -> None:
             tmp = args.keep / str(rows) if args.keep else Path(scratch)
             tmp.mkdir(parents=True, exist_ok=True)
             settings = Settings(root, tmp / "warehouse.duckdb", tmp / "src")
-            runner = DbtRunner(settings, detect(root))
+            mode = detect(root)
+            runner = DbtRunner(settings, mode)
             per_day = rows // DAYS
             with duckdb.connect(str(settings.warehouse)) as conn:
                 conn.execute(
@@ -194,8 +248,16 @@ def main() -> None:
             serve_new_day(settings, rows, users)
             with events_api_process(settings):
                 (metric,) = run_load(settings, ["events_api"])
-            print(f"{rows:,} events - slowest nodes of the incremental run:")
-            incremental, inc_split = timed(runner, build, top=6)
+            loaded = tmp / "loaded.duckdb"  # the warehouse after EL, before the daily run
+            shutil.copyfile(settings.warehouse, loaded)
+            daily = daily_runs(settings, mode, loaded, args.rounds)
+            print_daily(rows, daily)
+            loaded.unlink()
+            incremental = statistics.median(run[1] for run in daily["one process"])
+            print(f"{rows:,} events - slowest nodes of the incremental run (the last one):")
+            inc_split = node_split(settings, top=6)
+            one = statistics.median(run[0] for run in daily["one process"])
+            two = statistics.median(run[0] for run in daily["two processes"])
             scoped = unique_test_times(runner)
             whole = unique_test_times(runner, {"unique_tests_whole_table": True})
             for name, seconds in scoped.items():
@@ -204,10 +266,13 @@ def main() -> None:
             full, full_split = timed(runner, [*build, "--full-refresh"], top=6)
             print(
                 f"{rows:>11,} events, 1% new: EL {metric.seconds:.1f}s ({metric.rows_loaded:,} rows) | "
-                f"incremental build {incremental:.1f}s (models {inc_split['models']:.1f}s, "
+                f"incremental build {incremental:.1f}s (median, one process; models {inc_split['models']:.1f}s, "
                 f"tests {inc_split['tests']:.1f}s) | full refresh {full:.1f}s (models {full_split['models']:.1f}s, "
                 f"tests {full_split['tests']:.1f}s) | build ratio {incremental / full:.2f} | "
-                f"with EL {(metric.seconds + incremental) / (metric.seconds + full):.2f} | dbt parse {parse:.1f}s",
+                f"with EL {(metric.seconds + incremental) / (metric.seconds + full):.2f} | "
+                f"daily run (build + freshness, median) {two:.1f}s two processes, {one:.1f}s one | "
+                f"EL + daily run / full refresh {(metric.seconds + two) / full:.2f} two processes, "
+                f"{(metric.seconds + one) / full:.2f} one | dbt parse {parse:.1f}s",
                 flush=True,
             )
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from el.dbt_batch import DbtBatch
 from el.mode import FULL_MODE_VAR, Mode
 from el.settings import Settings
 from el.warehouse import LAKE_ENV
@@ -140,3 +141,17 @@ class DbtRunner:
             capture_output=capture,
             check=False,
         )
+
+    def batch(
+        self,
+        commands: list[list[str]],
+        extra_vars: dict[str, Any] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> DbtBatch:
+        """`commands` in one dbt process that parses the project once (see el.dbt_batch), with the
+        arguments, environment and folder `run` would give each; the shared parse gets the first
+        command's global flags (`--quiet`)."""
+        argv = [self.command(args, extra_vars)[1:] for args in commands]
+        parse = self.command(["parse", *(["--quiet"] if "--quiet" in commands[0] else [])], extra_vars)[1:]
+        env = {**self.env(), **(extra_env or {})}
+        return DbtBatch(argv, parse, env, str(self.settings.project_root))

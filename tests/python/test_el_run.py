@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from el.lock import exclusive
@@ -112,3 +114,42 @@ def test_report_is_skipped_in_one_line_when_edr_packages_are_missing_offline(
     assert "dbt_utils, elementary" in result.detail and "dbt deps" in result.detail
     assert str(tmp_path / "empty") in result.detail and "\n" not in result.detail
     assert not report_path(settings).exists() and str(report_path(settings)) not in result.detail
+
+
+def test_build_and_freshness_run_in_one_dbt_process_each_step_on_its_own(tmp_path: Path) -> None:
+    """A failed build still runs freshness; each step keeps its own status, and freshness's comes from
+    dbt (a stale source is an error in sources.json), both from one dbt process that parsed once."""
+    settings = settings_for(tmp_path)
+    Simulator(settings.sources_root, SimConfig(scale=20)).advance(1)
+    mode = detect(settings.project_root)
+    with demo_events_url(settings) as url:
+        first = PipelineRun(settings, mode, "one-1", RunOptions(quiet=True, events_url=url)).execute()
+    assert {r.step: r.status for r in first}["source freshness"] == "ok"
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        # an event type not in the catalog (the load would reject it): the build's relationships test fails
+        conn.execute(
+            "insert into raw_events.events by name select * replace ('bad-1' as event_id, 'no_such_type' as "
+            "event_type, now() as _extracted_at) from raw_events.events limit 1"
+        )
+        conn.execute("update raw_shop.orders set _extracted_at = _extracted_at - interval 3 day")  # stale
+    log = settings.log_dir / "dbt.log"
+    log.unlink()
+    run = PipelineRun(settings, mode, "one-2", RunOptions(quiet=True))
+    run.begin()
+    run.dbt_steps()
+    run.record()
+    steps = {r.step: r for r in run.results}
+    assert steps["dbt build"].status == "failed" and steps["source freshness"].status == "failed"
+    assert steps["dbt build"].detail == "`dbt build --quiet` exited 1"
+    assert steps["source freshness"].detail == "`dbt source freshness --quiet` exited 1"
+    assert "FAILED at dbt build, source freshness" in run.summary()
+    recorded = wh(settings, "select step, status from el_meta.pipeline_runs where run_id = 'one-2'")
+    assert dict(recorded) == {"run": "failed", "dbt build": "failed", "source freshness": "failed"}
+    build = json.loads((settings.target_dir / "run_results.json").read_text())["results"]
+    failed = [r["unique_id"] for r in build if r["status"] == "fail"]
+    assert len(failed) == 1 and "relationships_stg_events__events_event_type" in failed[0]
+    sources = json.loads((settings.target_dir / "sources.json").read_text())["results"]
+    status = {r["unique_id"].split(".")[-1]: r["status"] for r in sources if ".shop." in r["unique_id"]}
+    assert status["orders"] == "error" and status["customers"] == "pass"
+    text = log.read_text()  # dbt's three invocations (parse, build, freshness); the project parsed once
+    assert text.count("Running with dbt=") == 3 and text.count("Partial parsing enabled:") == 1
