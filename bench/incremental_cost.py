@@ -232,7 +232,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as scratch:
             tmp = args.keep / str(rows) if args.keep else Path(scratch)
             tmp.mkdir(parents=True, exist_ok=True)
-            settings = Settings(root, tmp / "warehouse.duckdb", tmp / "src")
+            # dbt's artifacts, logs and core-mode project in the bench's folder, never the repo's
+            settings = Settings(
+                root,
+                tmp / "warehouse.duckdb",
+                tmp / "src",
+                target_dir=tmp / "target",
+                log_dir=tmp / "logs",
+                core_dir=tmp / ".dbt_core",
+            )
             mode = detect(root)
             runner = DbtRunner(settings, mode)
             per_day = rows // DAYS
