@@ -11,6 +11,7 @@ with the reason when either is missing.
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -227,7 +228,9 @@ def test_el_run_on_a_spark_target_lands_the_lake_and_builds_the_same_marts_as_du
 
 def test_a_source_folder_not_landed_is_an_empty_rejects_table_or_a_clear_error(tmp_path: Path) -> None:
     """A lake without raw_marketing/rejects (no bad spend row so far) still builds: the source is an empty
-    table; a lake without raw_shop/orders stops the run at the start with one line naming the folder."""
+    table; a lake without raw_shop/orders stops the run at the start with one line naming the folder. Then
+    the next command over the unchanged lake re-creates no source table, and after a new load file with a
+    new column exactly that source is re-created, its new rows and column visible."""
     on_duckdb = settings_for(tmp_path)
     Simulator(on_duckdb.sources_root, SimConfig(seed=3, scale=5)).advance(1)
     load_sources(on_duckdb)
@@ -253,3 +256,43 @@ def test_a_source_folder_not_landed_is_an_empty_rejects_table_or_a_clear_error(t
     )
     assert shown.returncode == 0, shown.stdout[-3000:]
     assert shown.stdout.strip().splitlines()[-1].strip("| ") == "0", shown.stdout[-1000:]
+    assert "raw_shop.orders" in recreated(built.stdout)
+
+    # an unchanged lake: the next command keeps every source table (no schema inference)
+    again = spark_dbt.run(["run", "--select", "stg_marketing__rejects"], capture=True, extra_env=spark_env)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert recreated(again.stdout) == []
+
+    # a new load file with a new column: that source alone is re-created, its rows and the column visible
+    customers = lake / "raw_shop" / "customers"
+    with duckdb.connect() as conn:
+        files = f"read_parquet('{customers}/*.parquet')"
+        (landed,) = conn.execute(f"select count(*) from {files}").fetchone() or (0,)
+        conn.execute(
+            f"copy (select *, 'gold' as loyalty_tier from {files}) to '{customers / 'later.parquet'}' (format parquet)"
+        )
+    assert landed > 0
+    changed = spark_dbt.run(["run", "--select", "stg_marketing__rejects"], capture=True, extra_env=spark_env)
+    assert changed.returncode == 0, changed.stdout[-3000:]
+    assert recreated(changed.stdout) == ["raw_shop.customers"]
+    shown = spark_dbt.run(
+        [
+            "show",
+            "--inline",
+            "select count(*) as all_rows, count(loyalty_tier) as tiered from {{ source('shop', 'customers') }}",
+        ],
+        capture=True,
+        extra_env=spark_env,
+    )
+    assert shown.returncode == 0, shown.stdout[-3000:]
+    counts = [cell.strip() for cell in shown.stdout.strip().splitlines()[-1].strip("| ").split("|")]
+    assert counts == [str(2 * landed), str(landed)], shown.stdout[-1000:]
+
+
+def recreated(stdout: str) -> list[str]:
+    """The lake sources register_lake_sources re-created, from the line it logs."""
+    found = re.search(r"lake sources: (\d+) of (\d+) re-created \(file listing changed\)(?:: (.*))?$", stdout, re.M)
+    assert found, stdout[-3000:]
+    names = found.group(3).split(", ") if found.group(3) else []
+    assert len(names) == int(found.group(1)) and int(found.group(2)) >= len(names)
+    return names
