@@ -16,20 +16,17 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
 
 from el.dbt import DbtRunner
 from el.mode import detect
-from el.settings import Settings
 from shopsim import SimConfig, Simulator
 from tests.python.el_helpers import BATCH_MARTS, demo_events_url, env_for, load_sources, settings_for
-from tests.python.test_engines import DAYS, ENGINE_RENDERED, HARSH, LOAD_TIME_COLUMNS, LOOKBACK_DAYS, normalise
+from tests.python.test_engines import DAYS, HARSH, LOOKBACK_DAYS, Marts, duckdb_marts, mart_rows
 
 MISSING = [name for name in ("pyspark", "dbt.adapters.spark") if importlib.util.find_spec(name) is None]
 if MISSING:
@@ -78,34 +75,7 @@ def export_lake(warehouse: Path, lake: Path) -> int:
     return written
 
 
-def mart_rows(
-    columns_of: Callable[[str], list[str]], fetch: Callable[[str, str], list[tuple[Any, ...]]]
-) -> dict[str, Any]:
-    content = {}
-    for mart in BATCH_MARTS:
-        skipped = LOAD_TIME_COLUMNS + ENGINE_RENDERED.get(mart, ())
-        columns = [c for c in columns_of(mart) if c not in skipped]
-        rows = fetch(mart, ", ".join(f'"{c}"' for c in columns))
-        content[mart] = (columns, sorted((tuple(normalise(v) for v in row) for row in rows), key=repr))
-    return content
-
-
-def duckdb_marts(settings: Settings) -> dict[str, Any]:
-    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
-        return mart_rows(
-            lambda mart: [
-                c
-                for (c,) in conn.execute(
-                    "select column_name from information_schema.columns where table_schema = 'main_marts' "
-                    "and table_name = ? order by ordinal_position",
-                    [mart],
-                ).fetchall()
-            ],
-            lambda mart, listed: conn.execute(f"select {listed} from main_marts.{mart}").fetchall(),
-        )
-
-
-def spark_marts(spark_dir: Path) -> dict[str, Any]:
+def spark_marts(spark_dir: Path) -> Marts:
     """The marts as Spark wrote them: the parquet files of each table in Spark's warehouse folder (read by
     DuckDB, so no second JVM holds the Derby catalog the next dbt process opens)."""
     tables = spark_dir / "spark-warehouse" / "main_marts.db"
@@ -117,7 +87,8 @@ def spark_marts(spark_dir: Path) -> dict[str, Any]:
 
         return mart_rows(
             lambda mart: [c for (c, *_) in conn.execute(f"describe select * from {files(mart)}").fetchall()],
-            lambda mart, listed: conn.execute(f"select {listed} from {files(mart)}").fetchall(),
+            lambda sql: conn.execute(sql).fetchall(),
+            files,
         )
 
 
