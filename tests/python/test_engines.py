@@ -83,10 +83,10 @@ def el_run(settings: Settings, run_id: str, full_refresh: bool = False) -> list[
 
 def el_run_command(settings: Settings, run_id: str) -> list[str]:
     """`el run` as a user types it, the warehouse chosen by the environment only (DBT_TARGET=postgres and
-    SHOP_PG_*); the failure when it did not exit 0."""
+    SHOP_PG_*, or DBT_TARGET=spark and SHOP_LAKE); the failure when it did not exit 0."""
     with demo_events_url(settings) as url:
         env = env_for(settings, PYTHONPATH=str(settings.project_root), SHOP_EVENTS_URL=url or "")
-        assert env["DBT_TARGET"] == "postgres"
+        assert env["DBT_TARGET"] == settings.target in ("postgres", "spark")
         done = subprocess.run(
             [sys.executable, "-m", "el.cli", "run", "--run-id", run_id],
             capture_output=True,
