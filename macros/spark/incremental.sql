@@ -32,23 +32,30 @@
 
 {% macro staged_delete_insert(source, target, unique_key) %}
     {#- delete+insert on a plain parquet table, which has no DELETE or MERGE (those need Delta, Iceberg or
-        Hudi): the table's rows whose key is not in `source`, plus `source`'s rows, are first written to a
-        real table `<target>__dbt_staged` (Spark refuses to overwrite a table that the same statement reads,
-        and `source` - the model's new rows - reads `target` itself), then `insert overwrite` replaces the
-        table's content with them and the staging table is dropped. Returns the final statement. -#}
+        Hudi): the table's rows whose key is not in `source`, plus `source`'s rows, replace the table's
+        content through `staged_overwrite` (`source` - the model's new rows - reads `target` itself).
+        Returns the final statement. -#}
     {%- set keys = [unique_key] if unique_key is string else unique_key -%}
-    {%- set staged = target.incorporate(path={'identifier': target.identifier ~ '__dbt_staged'}) -%}
     {%- set columns = adapter.get_columns_in_relation(target) | map(attribute='quoted') | join(', ') -%}
-    {% do run_query('drop table if exists ' ~ staged) %}
-    {% do run_query(
-        'create table ' ~ staged ~ ' using parquet as '
-        ~ 'select ' ~ columns ~ ' from ' ~ target ~ ' as stored left anti join ' ~ source ~ ' as new_rows on '
+    {% do staged_overwrite(
+        target,
+        'select ' ~ columns ~ ' from ' ~ target ~ ' as stored left anti join ' ~ source ~ ' as new_rows on '
         ~ staged_key_match(keys)
         ~ ' union all select ' ~ columns ~ ' from ' ~ source
     ) %}
-    {% do run_query('insert overwrite table ' ~ target ~ ' select ' ~ columns ~ ' from ' ~ staged) %}
-    {% do run_query('drop table if exists ' ~ staged) %}
     {{ return('refresh table ' ~ target) }}
+{% endmacro %}
+
+{% macro staged_overwrite(relation, select_sql) %}
+    {#- Replaces the content of the parquet table `relation` with the rows of `select_sql`, which may read
+        `relation` itself: Spark refuses to overwrite a table that the same statement reads, so the rows are
+        first written to a real table `<relation>__dbt_staged`, then `insert overwrite` copies them into
+        `relation` (same columns in the same order) and the staging table is dropped. -#}
+    {%- set staged = relation.incorporate(path={'identifier': relation.identifier ~ '__dbt_staged'}) -%}
+    {% do run_query('drop table if exists ' ~ staged) %}
+    {% do run_query('create table ' ~ staged ~ ' using parquet as ' ~ select_sql) %}
+    {% do run_query('insert overwrite table ' ~ relation ~ ' select * from ' ~ staged) %}
+    {% do run_query('drop table if exists ' ~ staged) %}
 {% endmacro %}
 
 {% macro staged_key_match(keys) -%}
@@ -57,8 +64,8 @@
 
 {% macro delete_rows(relation, condition) %}
     {#- `delete from relation where condition`, as a hook. Dispatched: default the DELETE statement; spark
-        (plain parquet tables have no DELETE) keeps the other rows through a staging table and
-        `insert overwrite`, like `staged_delete_insert`. -#}
+        (plain parquet tables have no DELETE) keeps the other rows with `staged_overwrite`, like
+        `staged_delete_insert`. -#}
     {{ return(adapter.dispatch('delete_rows')(relation, condition)) }}
 {% endmacro %}
 
@@ -67,15 +74,10 @@
 {%- endmacro %}
 
 {% macro spark__delete_rows(relation, condition) %}
-    {%- set staged = relation.incorporate(path={'identifier': relation.identifier ~ '__dbt_staged'}) -%}
     {% if execute %}
-        {% do run_query('drop table if exists ' ~ staged) %}
-        {% do run_query(
-            'create table ' ~ staged ~ ' using parquet as select * from ' ~ relation
-            ~ ' where not coalesce((' ~ condition ~ '), false)'
+        {% do staged_overwrite(
+            relation, 'select * from ' ~ relation ~ ' where not coalesce((' ~ condition ~ '), false)'
         ) %}
-        {% do run_query('insert overwrite table ' ~ relation ~ ' select * from ' ~ staged) %}
-        {% do run_query('drop table if exists ' ~ staged) %}
     {% endif %}
     {{ return('refresh table ' ~ relation) }}
 {% endmacro %}

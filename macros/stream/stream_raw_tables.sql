@@ -2,7 +2,7 @@
     {#- on-run-start: the raw tables `el stream` writes exist (empty) before its first batch, so the stream
         staging models, fct_rejects and source freshness work in a project that has not streamed yet.
         The columns are the ones dlt creates; dlt adds payload columns it finds later. The DDL differs per
-        engine (`stream_raw_table_ddl`, dispatched). -#}
+        engine (`stream_raw_table_ddl`, its engine part dispatched). -#}
     {% set schema = 'raw_stream' %}
     {% if execute %}
         {% do run_query('create schema if not exists ' ~ schema) %}
@@ -22,28 +22,40 @@
     {% endif %}
 {% endmacro %}
 
-{% macro stream_raw_table_ddl(relation, columns) %}
+{% macro stream_raw_table_ddl(relation, columns) -%}
     {#- `create table if not exists` of `relation` with `columns` (name, type of varchar/bigint/timestamptz,
-        not null). Dispatched: default (DuckDB, PostgreSQL) varchar, timestamp with time zone and not null;
-        spark a parquet table of string/timestamp columns (Spark's timestamp is an instant shown in the
-        session time zone) without not-null constraints, which parquet tables do not enforce. -#}
-    {{ return(adapter.dispatch('stream_raw_table_ddl')(relation, columns)) }}
+        not null). What differs per engine comes from `raw_table_dialect` (dispatched): default (DuckDB,
+        PostgreSQL) varchar, timestamp with time zone and not null; spark a parquet table of string/timestamp
+        columns (Spark's timestamp is an instant shown in the session time zone) without not-null
+        constraints, which parquet tables do not enforce. -#}
+    {%- set dialect = raw_table_dialect() -%}
+    create table if not exists {{ relation }} (
+    {%- for name, type, required in columns -%}
+        {{ name }} {{ dialect.types[type] }}{{ ' not null' if required and dialect.not_null -}}
+        {{ ', ' if not loop.last }}
+    {%- endfor -%}
+    ){{ dialect.suffix }}
+{%- endmacro %}
+
+{% macro raw_table_dialect() %}
+    {#- The engine's part of `stream_raw_table_ddl`: `types` (varchar/bigint/timestamptz to the engine's
+        names), whether `not_null` constraints are written, and the `suffix` after the column list.
+        Dispatched: default (DuckDB, PostgreSQL), spark. -#}
+    {{ return(adapter.dispatch('raw_table_dialect')()) }}
 {% endmacro %}
 
-{% macro default__stream_raw_table_ddl(relation, columns) -%}
-    {%- set types = {'varchar': 'varchar', 'bigint': 'bigint', 'timestamptz': 'timestamp with time zone'} -%}
-    create table if not exists {{ relation }} (
-    {%- for name, type, required in columns -%}
-        {{ name }} {{ types[type] }}{{ ' not null' if required }}{{ ', ' if not loop.last }}
-    {%- endfor -%}
-    )
-{%- endmacro %}
+{% macro default__raw_table_dialect() %}
+    {{ return({
+        'types': {'varchar': 'varchar', 'bigint': 'bigint', 'timestamptz': 'timestamp with time zone'},
+        'not_null': true,
+        'suffix': '',
+    }) }}
+{% endmacro %}
 
-{% macro spark__stream_raw_table_ddl(relation, columns) -%}
-    {%- set types = {'varchar': 'string', 'bigint': 'bigint', 'timestamptz': 'timestamp'} -%}
-    create table if not exists {{ relation }} (
-    {%- for name, type, required in columns -%}
-        {{ name }} {{ types[type] }}{{ ', ' if not loop.last }}
-    {%- endfor -%}
-    ) using parquet
-{%- endmacro %}
+{% macro spark__raw_table_dialect() %}
+    {{ return({
+        'types': {'varchar': 'string', 'bigint': 'bigint', 'timestamptz': 'timestamp'},
+        'not_null': false,
+        'suffix': ' using parquet',
+    }) }}
+{% endmacro %}

@@ -1,9 +1,10 @@
 """The same models on Spark (issue #13): dbt-spark in session mode (pyspark, local mode) over raw as a parquet
 lake. The multi-day scenario of test_engines (duplicates, updates, restatements, events later than
-lookback_days, bad rows) is loaded each day into DuckDB, whose raw tables are exported to the lake as dlt's
-filesystem destination lays it out (`<lake>/<dataset>/<table>/`, one parquet file per load, append-only);
-Spark builds incrementally each day. Its marts must equal DuckDB's row for row after type normalisation, and
-an incremental build must equal a `--full-refresh` build. Spark's catalog, derby.log and tables live in a
+lookback_days, bad rows) runs `el run` on a spark target each day: el lands raw in the lake with dlt's
+filesystem destination (`<lake>/<dataset>/<table>/`, one parquet file per load, append-only) and Spark builds
+incrementally. Its marts must equal DuckDB's (loaded from the same sources) row for row after type
+normalisation and by column names, and an incremental build must equal a `--full-refresh` build. The lake
+sources are re-created only when their file listing changed. Spark's catalog, derby.log and tables live in a
 tmp folder (SHOP_SPARK_DIR): none may appear in the work tree. Needs the `spark` extra and Java 17; skipped
 with the reason when either is missing.
 """
@@ -11,24 +12,29 @@ with the reason when either is missing.
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
 
 from el.dbt import DbtRunner
 from el.mode import detect
-from el.settings import Settings
 from shopsim import SimConfig, Simulator
-from tests.python.el_helpers import BATCH_MARTS, demo_events_url, env_for, load_sources, settings_for
-from tests.python.test_engines import DAYS, ENGINE_RENDERED, HARSH, LOAD_TIME_COLUMNS, LOOKBACK_DAYS, normalise
+from tests.python.el_helpers import BATCH_MARTS, load_sources, settings_for
+from tests.python.test_engines import (
+    DAYS,
+    HARSH,
+    LOOKBACK_DAYS,
+    Marts,
+    duckdb_marts,
+    el_run,
+    el_run_command,
+    mart_rows,
+)
 
 MISSING = [name for name in ("pyspark", "dbt.adapters.spark") if importlib.util.find_spec(name) is None]
 if MISSING:
@@ -77,34 +83,7 @@ def export_lake(warehouse: Path, lake: Path) -> int:
     return written
 
 
-def mart_rows(
-    columns_of: Callable[[str], list[str]], fetch: Callable[[str, str], list[tuple[Any, ...]]]
-) -> dict[str, Any]:
-    content = {}
-    for mart in BATCH_MARTS:
-        skipped = LOAD_TIME_COLUMNS + ENGINE_RENDERED.get(mart, ())
-        columns = [c for c in columns_of(mart) if c not in skipped]
-        rows = fetch(mart, ", ".join(f'"{c}"' for c in columns))
-        content[mart] = (columns, sorted((tuple(normalise(v) for v in row) for row in rows), key=repr))
-    return content
-
-
-def duckdb_marts(settings: Settings) -> dict[str, Any]:
-    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
-        return mart_rows(
-            lambda mart: [
-                c
-                for (c,) in conn.execute(
-                    "select column_name from information_schema.columns where table_schema = 'main_marts' "
-                    "and table_name = ? order by ordinal_position",
-                    [mart],
-                ).fetchall()
-            ],
-            lambda mart, listed: conn.execute(f"select {listed} from main_marts.{mart}").fetchall(),
-        )
-
-
-def spark_marts(spark_dir: Path) -> dict[str, Any]:
+def spark_marts(spark_dir: Path) -> Marts:
     """The marts as Spark wrote them: the parquet files of each table in Spark's warehouse folder (read by
     DuckDB, so no second JVM holds the Derby catalog the next dbt process opens)."""
     tables = spark_dir / "spark-warehouse" / "main_marts.db"
@@ -116,33 +95,59 @@ def spark_marts(spark_dir: Path) -> dict[str, Any]:
 
         return mart_rows(
             lambda mart: [c for (c, *_) in conn.execute(f"describe select * from {files(mart)}").fetchall()],
-            lambda mart, listed: conn.execute(f"select {listed} from {files(mart)}").fetchall(),
+            lambda sql: conn.execute(sql).fetchall(),
+            files,
         )
 
 
-def test_spark_builds_the_same_marts_as_duckdb_and_incremental_equals_full_refresh(tmp_path: Path) -> None:
+def test_el_run_on_spark_builds_the_same_marts_as_duckdb_and_incremental_equals_full_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`el run` on a spark target over the harsh scenario of test_engines (DAYS days, events later than
+    LOOKBACK_DAYS): el lands raw in the lake (dlt's filesystem destination), dbt builds incrementally on
+    Spark and checks freshness. The first day is `DBT_TARGET=spark el run` as a user types it; the next days
+    run the same pipeline in-process with the scenario's lookback_days (the command has no vars option),
+    as test_engines does for PostgreSQL. Spark's marts equal DuckDB's (loaded from the same sources, built
+    once from the whole raw history) row for row and by column names, and a `--full-refresh` build on Spark
+    gives the same marts."""
     project_root = settings_for(tmp_path).project_root
     leftovers_before = {name for name in SPARK_LEFTOVERS if (project_root / name).exists()}
     on_duckdb = settings_for(tmp_path)
     lake, spark_dir = tmp_path / "lake", tmp_path / "spark"
-    spark_env = {"DBT_TARGET": "spark", "SHOP_LAKE": str(lake), "SHOP_SPARK_DIR": str(spark_dir)}
-    # Spark's dbt has its own target/ and logs/ (its manifest differs from DuckDB's)
-    on_spark = settings_for(tmp_path / "on_spark")
-    spark_dbt = DbtRunner(on_spark, detect(on_spark.project_root))
-    dbt_vars = {"lookback_days": LOOKBACK_DAYS}
+    # Spark's dbt has its own target/ and logs/ (its manifest differs from DuckDB's); the same sources
+    on_spark = replace(settings_for(tmp_path / "on_spark"), sources_root=on_duckdb.sources_root)
+    on_spark = replace(on_spark, target="spark", lake=lake)
+    monkeypatch.setenv("SHOP_SPARK_DIR", str(spark_dir))  # read by profiles.yml in every dbt process
     sim = Simulator(on_duckdb.sources_root, SimConfig(seed=13, scale=15, max_late_days=4, drift_day=1, rates=HARSH))
 
     seconds_per_day = []
     for day in range(DAYS):
         sim.advance(1)
-        load_sources(on_duckdb)
-        assert export_lake(on_duckdb.warehouse, lake) > 0
         clock = time.perf_counter()
-        built = spark_dbt.run(["build"], dbt_vars, capture=True, extra_env=spark_env)
+        # day 0 the command line (the spark target and the lake chosen by the environment only), then
+        # incremental builds with the scenario's lookback_days
+        failures = (el_run_command if day == 0 else el_run)(on_spark, f"spark-{day}")
         seconds_per_day.append(time.perf_counter() - clock)
-        assert built.returncode == 0, f"day {day}: {built.stdout[-4000:]}"
-        assert "ERROR=0" in built.stdout and "PASS=" in built.stdout, built.stdout[-2000:]
-    print("Spark dbt build per day (s):", [round(s) for s in seconds_per_day])
+        assert not failures, failures
+        load_sources(on_duckdb)
+    print("el run on Spark per day (s):", [round(s) for s in seconds_per_day])
+
+    with duckdb.connect(str(lake / "_control.duckdb"), read_only=True) as control:
+        runs = control.execute(
+            "select run_id, status from el_meta.pipeline_runs where step = 'run' order by 1"
+        ).fetchall()
+        steps = dict(
+            control.execute(
+                f"select step, status from el_meta.pipeline_runs where run_id = 'spark-{DAYS - 1}'"
+            ).fetchall()
+        )
+    assert runs == [(f"spark-{day}", "ok") for day in range(DAYS)]
+    assert steps["dbt build"] == "ok" and steps["source freshness"] == "ok", steps
+    # the lake as dlt's filesystem destination lays it out: <lake>/<dataset>/<table>/<load file>.parquet
+    landed = {p.relative_to(lake).parts[:2] for p in lake.rglob("*.parquet")}
+    assert {len(p.relative_to(lake).parts) for p in lake.rglob("*.parquet")} == {3}
+    assert {("raw_shop", "orders"), ("raw_events", "events"), ("raw_marketing", "spend")} <= landed
+    assert len(list((lake / "raw_shop" / "orders").glob("*.parquet"))) >= DAYS, "one file per load at least"
 
     # Spark's catalog and tables are in SHOP_SPARK_DIR, nothing in the work tree
     assert (spark_dir / "metastore_db").is_dir() and (spark_dir / "spark-warehouse").is_dir()
@@ -150,6 +155,7 @@ def test_spark_builds_the_same_marts_as_duckdb_and_incremental_equals_full_refre
     assert {name for name in SPARK_LEFTOVERS if (project_root / name).exists()} == leftovers_before == set()
 
     # DuckDB, the reference, builds once from the whole raw history
+    dbt_vars = {"lookback_days": LOOKBACK_DAYS}
     reference = DbtRunner(on_duckdb, detect(on_duckdb.project_root)).run(["build", "--quiet"], dbt_vars, capture=True)
     assert reference.returncode == 0, reference.stdout[-3000:]
     duck, incremental = duckdb_marts(on_duckdb), spark_marts(spark_dir)
@@ -159,9 +165,9 @@ def test_spark_builds_the_same_marts_as_duckdb_and_incremental_equals_full_refre
         assert incremental[mart][1] == duck[mart][1], f"{mart} differs between DuckDB and Spark"
     print("rows per mart:", {mart: len(rows) for mart, (_, rows) in duck.items()})
 
-    # the same lake, rebuilt from scratch on Spark
+    # the same lake, rebuilt from scratch on Spark (no load: a load would add deliveries)
     clock = time.perf_counter()
-    full = spark_dbt.run(["build", "--full-refresh"], dbt_vars, capture=True, extra_env=spark_env)
+    full = DbtRunner(on_spark, detect(on_spark.project_root)).run(["build", "--full-refresh"], dbt_vars, capture=True)
     assert full.returncode == 0, full.stdout[-4000:]
     print(f"Spark --full-refresh build: {time.perf_counter() - clock:.0f}s")
     rebuilt = spark_marts(spark_dir)
@@ -170,64 +176,11 @@ def test_spark_builds_the_same_marts_as_duckdb_and_incremental_equals_full_refre
     assert {name for name in SPARK_LEFTOVERS if (project_root / name).exists()} == set()
 
 
-def test_el_run_on_a_spark_target_lands_the_lake_and_builds_the_same_marts_as_duckdb(tmp_path: Path) -> None:
-    """`DBT_TARGET=spark el run` as a user types it, two days: el lands raw in the lake (dlt's filesystem
-    destination), dbt builds on Spark over it and checks freshness; the marts equal DuckDB's built from the
-    same sources, and a `--full-refresh` build on Spark gives the same marts."""
-    project_root = settings_for(tmp_path).project_root
-    on_duckdb = settings_for(tmp_path)
-    on_spark = replace(settings_for(tmp_path / "on_spark"), sources_root=on_duckdb.sources_root)
-    on_spark = replace(on_spark, target="spark", lake=tmp_path / "lake")
-    spark_dir = tmp_path / "spark"
-    sim = Simulator(on_duckdb.sources_root, SimConfig(seed=7, scale=10, max_late_days=4, drift_day=1, rates=HARSH))
-    seconds_per_day = []
-    for day in range(2):
-        sim.advance(1)
-        with demo_events_url(on_spark) as url:
-            env = env_for(
-                on_spark, PYTHONPATH=str(project_root), SHOP_EVENTS_URL=url or "", SHOP_SPARK_DIR=str(spark_dir)
-            )
-            assert env["DBT_TARGET"] == "spark" and env["SHOP_LAKE"] == str(tmp_path / "lake")
-            clock = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, "-m", "el.cli", "run", "--run-id", f"spark-{day}"],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=False,
-            )
-            seconds_per_day.append(time.perf_counter() - clock)
-        assert done.returncode == 0, f"day {day}: el run exited {done.returncode}: {done.stdout[-3000:]}"
-        load_sources(on_duckdb)
-    print("DBT_TARGET=spark el run per day (s):", [round(s) for s in seconds_per_day])
-
-    with duckdb.connect(str(tmp_path / "lake" / "_control.duckdb"), read_only=True) as control:
-        steps = dict(
-            control.execute("select step, status from el_meta.pipeline_runs where run_id = 'spark-1'").fetchall()
-        )
-    assert steps["run"] == "ok" and steps["dbt build"] == "ok" and steps["source freshness"] == "ok", steps
-    assert not any((tmp_path / "lake" / "raw_shop").glob("*.parquet")), "raw files are in one folder per table"
-
-    reference = DbtRunner(on_duckdb, detect(on_duckdb.project_root)).run(["build", "--quiet"], capture=True)
-    assert reference.returncode == 0, reference.stdout[-3000:]
-    duck, incremental = duckdb_marts(on_duckdb), spark_marts(spark_dir)
-    for mart in BATCH_MARTS:
-        assert duck[mart][1], f"{mart} is empty: the comparison would prove nothing"
-        assert incremental[mart] == duck[mart], f"{mart} differs between DuckDB and Spark (el run)"
-
-    full = DbtRunner(on_spark, detect(on_spark.project_root)).run(
-        ["build", "--full-refresh"], capture=True, extra_env={"SHOP_SPARK_DIR": str(spark_dir)}
-    )
-    assert full.returncode == 0, full.stdout[-4000:]
-    rebuilt = spark_marts(spark_dir)
-    for mart in BATCH_MARTS:
-        assert incremental[mart] == rebuilt[mart], f"{mart}: incremental differs from --full-refresh (el run)"
-    assert {name for name in SPARK_LEFTOVERS if (project_root / name).exists()} == set()
-
-
 def test_a_source_folder_not_landed_is_an_empty_rejects_table_or_a_clear_error(tmp_path: Path) -> None:
     """A lake without raw_marketing/rejects (no bad spend row so far) still builds: the source is an empty
-    table; a lake without raw_shop/orders stops the run at the start with one line naming the folder."""
+    table; a lake without raw_shop/orders stops the run at the start with one line naming the folder. Then
+    the next command over the unchanged lake re-creates no source table, and after a new load file with a
+    new column exactly that source is re-created, its new rows and column visible."""
     on_duckdb = settings_for(tmp_path)
     Simulator(on_duckdb.sources_root, SimConfig(seed=3, scale=5)).advance(1)
     load_sources(on_duckdb)
@@ -253,3 +206,43 @@ def test_a_source_folder_not_landed_is_an_empty_rejects_table_or_a_clear_error(t
     )
     assert shown.returncode == 0, shown.stdout[-3000:]
     assert shown.stdout.strip().splitlines()[-1].strip("| ") == "0", shown.stdout[-1000:]
+    assert "raw_shop.orders" in recreated(built.stdout)
+
+    # an unchanged lake: the next command keeps every source table (no schema inference)
+    again = spark_dbt.run(["run", "--select", "stg_marketing__rejects"], capture=True, extra_env=spark_env)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert recreated(again.stdout) == []
+
+    # a new load file with a new column: that source alone is re-created, its rows and the column visible
+    customers = lake / "raw_shop" / "customers"
+    with duckdb.connect() as conn:
+        files = f"read_parquet('{customers}/*.parquet')"
+        (landed,) = conn.execute(f"select count(*) from {files}").fetchone() or (0,)
+        conn.execute(
+            f"copy (select *, 'gold' as loyalty_tier from {files}) to '{customers / 'later.parquet'}' (format parquet)"
+        )
+    assert landed > 0
+    changed = spark_dbt.run(["run", "--select", "stg_marketing__rejects"], capture=True, extra_env=spark_env)
+    assert changed.returncode == 0, changed.stdout[-3000:]
+    assert recreated(changed.stdout) == ["raw_shop.customers"]
+    shown = spark_dbt.run(
+        [
+            "show",
+            "--inline",
+            "select count(*) as all_rows, count(loyalty_tier) as tiered from {{ source('shop', 'customers') }}",
+        ],
+        capture=True,
+        extra_env=spark_env,
+    )
+    assert shown.returncode == 0, shown.stdout[-3000:]
+    counts = [cell.strip() for cell in shown.stdout.strip().splitlines()[-1].strip("| ").split("|")]
+    assert counts == [str(2 * landed), str(landed)], shown.stdout[-1000:]
+
+
+def recreated(stdout: str) -> list[str]:
+    """The lake sources register_lake_sources re-created, from the line it logs."""
+    found = re.search(r"lake sources: (\d+) of (\d+) re-created \(file listing changed\)(?:: (.*))?$", stdout, re.M)
+    assert found, stdout[-3000:]
+    names = found.group(3).split(", ") if found.group(3) else []
+    assert len(names) == int(found.group(1)) and int(found.group(2)) >= len(names)
+    return names
