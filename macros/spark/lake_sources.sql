@@ -40,6 +40,9 @@
         {% set recreated = [] %}
         {% set lake_sources = graph.sources.values() | sort(attribute='unique_id')
             | selectattr('schema', 'in', datasets) | list %}
+        {% for schema in lake_sources | map(attribute='schema') | unique %}
+            {% do run_query('create schema if not exists ' ~ schema) %}
+        {% endfor %}
         {% for source in lake_sources %}
             {% set relation = source.schema ~ '.' ~ source.identifier %}
             {% set folder = source.schema ~ '/' ~ source.identifier %}
@@ -81,7 +84,6 @@
 {% macro lake_source_listing(schema, identifier) %}
     {#- The `shop_lake_listing` property of the lake source table `schema.identifier` (the hash of its folder's
         file listing when it was created), none when the table does not exist or lacks the property. -#}
-    {% do run_query('create schema if not exists ' ~ schema) %}
     {% set tables = run_query("show tables in " ~ schema ~ " like '" ~ identifier ~ "'") %}
     {% if tables.rows | length == 0 %}
         {{ return(none) }}
