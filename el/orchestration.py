@@ -88,9 +88,10 @@ class TaskRun:
         export the run's metrics and lineage (`dbt_nodes`: the dbt tasks' outcomes, see prom.cosmos_node_counts)."""
         status = "failed" if failed_tasks else "ok"
         detail = ("failed tasks: " + ", ".join(sorted(failed_tasks))) if failed_tasks else None
-        with exclusive(self.settings.warehouse_db, f"airflow {self.run_id} finish"), duckdb.connect(
-            str(self.settings.warehouse)
-        ) as conn:
+        with (
+            exclusive(self.settings.warehouse_db, f"airflow {self.run_id} finish"),
+            duckdb.connect(str(self.settings.warehouse)) as conn,
+        ):
             conn.execute(DDL)
             now = dt.datetime.now(dt.UTC)
             started = conn.execute(
@@ -181,5 +182,3 @@ def deadline_missed(context: Mapping[str, Any], **_: Any) -> None:
     run = str(dag_run.get("dag_run_id") or dag_run.get("run_id") or "?")
     error = f"the run was not finished by its deadline {deadline} (state {dag_run.get('state', '?')})"
     post(message("deadline missed", dag_id, None, run_id_for(run), error, None))
-
-

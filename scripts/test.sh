@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The test suite: ruff, then pytest. pytest's exit 5 (nothing collected) is a failure, said plainly.
+# The test suite: ruff (lint and format check), then pytest. pytest's exit 5 (nothing collected) is a failure, said plainly.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check el shopsim tests/python bench orchestration || exit 1
+.venv/bin/ruff format --check el shopsim tests/python bench orchestration || exit 1
 
 # the Airflow tests need the airflow extra (apache-airflow + astronomer-cosmos): installed once, stamped
 scripts/bootstrap.sh airflow || echo "test: the airflow extra could not be installed; the Airflow tests will skip with the reason"

@@ -400,9 +400,7 @@ class Sources:
     spend_load_order: dict[str, int]  # file name -> sequence number of the run that loaded its current version
 
     @classmethod
-    def read(
-        cls, root: Path, hard_deleted: Mapping[str, list[Row]], spend_load_order: Mapping[str, int]
-    ) -> Sources:
+    def read(cls, root: Path, hard_deleted: Mapping[str, list[Row]], spend_load_order: Mapping[str, int]) -> Sources:
         return cls(
             read_shop(root / "shop.sqlite", hard_deleted),
             read_served_events(root / "events.sqlite"),
@@ -901,6 +899,7 @@ def check_accounting(warehouse: Path, staged: Staged, sources: Sources) -> list[
     if not warehouse.exists():
         return [f"no warehouse at {warehouse}"]
     with duckdb.connect(str(warehouse), read_only=True) as conn:
+
         def keys(sql: str) -> set[Any] | None:
             try:
                 return {r[0] if len(r) == 1 else r for r in conn.execute(sql).fetchall()}
@@ -953,9 +952,7 @@ def check_accounting(warehouse: Path, staged: Staged, sources: Sources) -> list[
             problems.append(f"{account.label}: listed {len(codes)} times in fct_rejects: {codes}")
 
     # shop: every current row, by key and version
-    rejected_rows = {
-        (table, id(row)): codes for table, items in staged.shop.rejected.items() for row, codes in items
-    }
+    rejected_rows = {(table, id(row)): codes for table, items in staged.shop.rejected.items() for row, codes in items}
     for table, source in sources.shop.items():
         key = PRIMARY_KEYS[table]
         table_keys = stg[table]
@@ -1024,9 +1021,8 @@ def check_accounting(warehouse: Path, staged: Staged, sources: Sources) -> list[
             continue
         record = _record(r["raw_record"])
         identity = _reject_identity(r["source_name"], r["source_table"], record, r["source_location"])
-        known = (
-            (r["source_name"] == "shop_db" and identity[:2] in shop_keys)
-            or (r["source_name"] == "marketing_files" and identity[0] in files)
+        known = (r["source_name"] == "shop_db" and identity[:2] in shop_keys) or (
+            r["source_name"] == "marketing_files" and identity[0] in files
         )
         if not known:
             problems.append(f"reject of no source row: {r['source_name']}.{r['source_table']} {r['reason_code']} "

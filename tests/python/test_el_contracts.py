@@ -187,8 +187,9 @@ def test_unreadable_spend_files_are_one_reject_each_and_never_fail_the_run(demo)
     rows = wh(settings, "select reason_code, reason, record from raw_marketing.rejects order by reason")
     assert [r[0] for r in rows] == ["bad_file", "bad_file"]
     assert "spend_2026-01-03.csv: not UTF-8 (byte 0xe9 at offset 48)" in rows[0][1]
-    assert "spend_2026-01-04.csv: header has no column spend_date (found: spend_date;channel;campaign;spend)" in (
-        rows[1][1]
+    assert (
+        "spend_2026-01-04.csv: header has no column spend_date (found: spend_date;channel;campaign;spend)"
+        in (rows[1][1])
     )
     assert "wrong delimiter?" in rows[1][1] and json.loads(rows[1][2])["file"] == semicolons.name
     load_sources(settings, ["marketing_files"])  # unchanged: not rejected again

@@ -38,9 +38,7 @@ from tests.python.el_helpers import demo_events_url, settings_for
 
 pytestmark = pytest.mark.slow
 
-HARSH = Rates(
-    duplicate=0.2, late=0.3, update=0.4, late_update=0.3, restatement=0.6, bad_row=0.06, soft_delete=0.05
-)
+HARSH = Rates(duplicate=0.2, late=0.3, update=0.4, late_update=0.3, restatement=0.6, bad_row=0.06, soft_delete=0.05)
 
 
 @dataclass(frozen=True)
