@@ -149,9 +149,12 @@ class DbtRunner:
         extra_env: dict[str, str] | None = None,
     ) -> DbtBatch:
         """`commands` in one dbt process that parses the project once (see el.dbt_batch), with the
-        arguments, environment and folder `run` would give each; the shared parse gets the first
-        command's global flags (`--quiet`)."""
+        arguments, environment and folder `run` would give each. The shared parse gets the first
+        command's `--quiet`; without it, its console shows warnings and errors only (no "Running with
+        dbt=" banner of its own: the terminal shows one per command, as with one process each), while
+        dbt.log keeps its debug lines."""
         argv = [self.command(args, extra_vars)[1:] for args in commands]
-        parse = self.command(["parse", *(["--quiet"] if "--quiet" in commands[0] else [])], extra_vars)[1:]
+        quiet = ["--quiet"] if "--quiet" in commands[0] else ["--log-level", "warn", "--log-level-file", "debug"]
+        parse = self.command(["parse", *quiet], extra_vars)[1:]
         env = {**self.env(), **(extra_env or {})}
         return DbtBatch(argv, parse, env, str(self.settings.project_root))

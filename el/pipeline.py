@@ -113,6 +113,15 @@ def report_path(settings: Settings) -> Path:
     return settings.target_dir / "elementary" / "elementary_report.html"
 
 
+def check_dbt_exit(args: list[str], exit_code: int, error: str = "") -> str:
+    """A dbt step's detail: "" when `dbt <args>` exited 0; otherwise StepFailedError "`dbt <args>` exited N",
+    followed by the first line of `error` when there is one."""
+    if exit_code != 0:
+        first_line = f": {error.splitlines()[0]}" if error.strip() else ""
+        raise StepFailedError(f"`dbt {' '.join(args)}` exited {exit_code}{first_line}")
+    return ""
+
+
 class PipelineRun:
     def __init__(self, settings: Settings, mode: Mode, run_id: str, options: RunOptions) -> None:
         self.settings = settings
@@ -150,17 +159,12 @@ class PipelineRun:
     def _dbt(self, args: list[str]) -> str:
         args = self._args(args)
         done = self.dbt.run(args, self.options.dbt_vars(), extra_env={RUN_ID_ENV: self.run_id})
-        if done.returncode != 0:
-            raise StepFailedError(f"`dbt {' '.join(args)}` exited {done.returncode}")
-        return ""
+        return check_dbt_exit(args, done.returncode)
 
     @staticmethod
     def _batched(batch: DbtBatch, args: list[str]) -> str:
         result = batch.next_result()
-        if result.exit_code != 0:
-            error = f": {result.error.splitlines()[0]}" if result.error.strip() else ""
-            raise StepFailedError(f"`dbt {' '.join(args)}` exited {result.exit_code}{error}")
-        return ""
+        return check_dbt_exit(args, result.exit_code, result.error)
 
     def build_args(self) -> list[str]:
         return ["build", *(["--full-refresh"] if self.options.full_refresh else [])]

@@ -21,7 +21,8 @@
         A rejects table not landed yet (a source without bad rows so far) is an empty table with the
         columns el/ writes; any other source not landed yet stops the run with an error naming its folder.
         Sources outside the lake's datasets (the stream's, created by create_stream_raw_tables) are left
-        alone. Logs how many tables were re-created. -#}
+        alone. The catalog is asked once per schema which tables exist (`show tables in <schema>`), then
+        only the existing source tables for their property. Logs how many tables were re-created. -#}
     {% if execute %}
         {% set lake = env_var('SHOP_LAKE', 'data/lake') | replace('\\', '/') %}
         {% set datasets = ['raw_shop', 'raw_events', 'raw_marketing'] %}
@@ -40,14 +41,19 @@
         {% set recreated = [] %}
         {% set lake_sources = graph.sources.values() | sort(attribute='unique_id')
             | selectattr('schema', 'in', datasets) | list %}
+        {% set existing = [] %}
         {% for schema in lake_sources | map(attribute='schema') | unique %}
             {% do run_query('create schema if not exists ' ~ schema) %}
+            {#- columns namespace, tableName, isTemporary; a temporary view (lake_files) has no namespace -#}
+            {% for row in run_query('show tables in ' ~ schema).rows if (row[0] | lower) == (schema | lower) %}
+                {% do existing.append((schema ~ '.' ~ row[1]) | lower) %}
+            {% endfor %}
         {% endfor %}
         {% for source in lake_sources %}
             {% set relation = source.schema ~ '.' ~ source.identifier %}
             {% set folder = source.schema ~ '/' ~ source.identifier %}
             {% set listing = listing_of.get(folder, 'not landed') %}
-            {% if lake_source_listing(source.schema, source.identifier) != listing %}
+            {% if lake_source_listing(source.schema, source.identifier, existing) != listing %}
                 {% do recreated.append(relation) %}
                 {% do run_query('drop table if exists ' ~ relation) %}
                 {% if folder in listing_of %}
@@ -81,11 +87,11 @@
     {% endif %}
 {% endmacro %}
 
-{% macro lake_source_listing(schema, identifier) %}
+{% macro lake_source_listing(schema, identifier, existing) %}
     {#- The `shop_lake_listing` property of the lake source table `schema.identifier` (the hash of its folder's
-        file listing when it was created), none when the table does not exist or lacks the property. -#}
-    {% set tables = run_query("show tables in " ~ schema ~ " like '" ~ identifier ~ "'") %}
-    {% if tables.rows | length == 0 %}
+        file listing when it was created), none when the table does not exist (is not in `existing`, the
+        lower-case `schema.table` names the catalog listed) or lacks the property. -#}
+    {% if ((schema ~ '.' ~ identifier) | lower) not in existing %}
         {{ return(none) }}
     {% endif %}
     {% set properties = run_query('show tblproperties ' ~ schema ~ '.' ~ identifier) %}

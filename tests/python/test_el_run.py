@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from el.dbt import DbtRunner
 from el.lock import exclusive
 from el.mode import Mode, detect
 from el.pipeline import PipelineRun, RunOptions, report_path
@@ -153,3 +154,28 @@ def test_build_and_freshness_run_in_one_dbt_process_each_step_on_its_own(tmp_pat
     assert status["orders"] == "error" and status["customers"] == "pass"
     text = log.read_text()  # dbt's three invocations (parse, build, freshness); the project parsed once
     assert text.count("Running with dbt=") == 3 and text.count("Partial parsing enabled:") == 1
+
+
+def test_the_shared_parse_prints_no_banner_of_its_own_but_its_errors(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Without --quiet, the one dbt process of two commands shows one "Running with dbt=" block per command,
+    as one process per command did, none more for the shared parse (dbt.log keeps all three); an error of
+    the parse still reaches the terminal, before each command's own."""
+    settings = settings_for(tmp_path)
+    runner = DbtRunner(settings, detect(settings.project_root))
+    listed = ["ls", "--select", "stg_shop__orders"]
+    for target, exit_code in (("dev", 0), ("nope", 2)):
+        batch = runner.batch([listed, listed], extra_env={"DBT_TARGET": target})
+        try:
+            results = [batch.next_result(), batch.next_result()]
+        finally:
+            batch.close()
+        assert [r.exit_code for r in results] == [exit_code, exit_code], results
+        out = capfd.readouterr().out
+        assert out.count("Running with dbt=") == 2, out[-3000:]
+        if exit_code:  # the parse's error, then each command's
+            assert out.count("The profile 'shop' does not have a target named 'nope'") == 3, out[-3000:]
+        else:
+            assert out.count("shop.staging.shop.stg_shop__orders\n") == 2, out[-3000:]
+    assert (settings.log_dir / "dbt.log").read_text().count("Running with dbt=") == 6

@@ -30,6 +30,7 @@ from tests.python.test_engines import (
     HARSH,
     LOOKBACK_DAYS,
     Marts,
+    assert_same_marts,
     duckdb_marts,
     el_run,
     el_run_command,
@@ -49,6 +50,11 @@ pytestmark = [pytest.mark.slow]
 
 LAKE_DATASETS = ("raw_shop", "raw_events", "raw_marketing")
 SPARK_LEFTOVERS = ("metastore_db", "spark-warehouse", "derby.log")
+
+
+def spark_leftovers(folder: Path) -> set[str]:
+    """Which of Spark's catalog, warehouse and Derby log (SPARK_LEFTOVERS) exist in `folder`."""
+    return {name for name in SPARK_LEFTOVERS if (folder / name).exists()}
 
 
 def export_lake(warehouse: Path, lake: Path) -> int:
@@ -111,7 +117,7 @@ def test_el_run_on_spark_builds_the_same_marts_as_duckdb_and_incremental_equals_
     once from the whole raw history) row for row and by column names, and a `--full-refresh` build on Spark
     gives the same marts."""
     project_root = settings_for(tmp_path).project_root
-    leftovers_before = {name for name in SPARK_LEFTOVERS if (project_root / name).exists()}
+    leftovers_before = spark_leftovers(project_root)
     on_duckdb = settings_for(tmp_path)
     lake, spark_dir = tmp_path / "lake", tmp_path / "spark"
     # Spark's dbt has its own target/ and logs/ (its manifest differs from DuckDB's); the same sources
@@ -152,17 +158,14 @@ def test_el_run_on_spark_builds_the_same_marts_as_duckdb_and_incremental_equals_
     # Spark's catalog and tables are in SHOP_SPARK_DIR, nothing in the work tree
     assert (spark_dir / "metastore_db").is_dir() and (spark_dir / "spark-warehouse").is_dir()
     assert (spark_dir / "derby.log").is_file()
-    assert {name for name in SPARK_LEFTOVERS if (project_root / name).exists()} == leftovers_before == set()
+    assert spark_leftovers(project_root) == leftovers_before == set()
 
     # DuckDB, the reference, builds once from the whole raw history
     dbt_vars = {"lookback_days": LOOKBACK_DAYS}
     reference = DbtRunner(on_duckdb, detect(on_duckdb.project_root)).run(["build", "--quiet"], dbt_vars, capture=True)
     assert reference.returncode == 0, reference.stdout[-3000:]
     duck, incremental = duckdb_marts(on_duckdb), spark_marts(spark_dir)
-    for mart in BATCH_MARTS:
-        assert duck[mart][1], f"{mart} is empty: the comparison would prove nothing"
-        assert incremental[mart][0] == duck[mart][0], f"{mart}: columns differ between DuckDB and Spark"
-        assert incremental[mart][1] == duck[mart][1], f"{mart} differs between DuckDB and Spark"
+    assert_same_marts(duck, incremental, "Spark")
     print("rows per mart:", {mart: len(rows) for mart, (_, rows) in duck.items()})
 
     # the same lake, rebuilt from scratch on Spark (no load: a load would add deliveries)
@@ -173,7 +176,7 @@ def test_el_run_on_spark_builds_the_same_marts_as_duckdb_and_incremental_equals_
     rebuilt = spark_marts(spark_dir)
     for mart in BATCH_MARTS:
         assert incremental[mart] == rebuilt[mart], f"{mart}: incremental differs from --full-refresh on Spark"
-    assert {name for name in SPARK_LEFTOVERS if (project_root / name).exists()} == set()
+    assert spark_leftovers(project_root) == set()
 
 
 def test_a_source_folder_not_landed_is_an_empty_rejects_table_or_a_clear_error(tmp_path: Path) -> None:

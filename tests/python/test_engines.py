@@ -130,6 +130,16 @@ def mart_rows(
     return content
 
 
+def assert_same_marts(expected: Marts, actual: Marts, engine: str) -> None:
+    """`actual`, the marts `engine` built, equal `expected`, DuckDB's (the reference): per mart of BATCH_MARTS,
+    DuckDB's is not empty (else the comparison proves nothing), then the same column names, then the same
+    rows. Each message names the mart and the engine."""
+    for mart in BATCH_MARTS:
+        assert expected[mart][1], f"{mart} is empty: the comparison would prove nothing"
+        assert actual[mart][0] == expected[mart][0], f"{mart}: columns differ between DuckDB and {engine}"
+        assert actual[mart][1] == expected[mart][1], f"{mart} differs between DuckDB and {engine}"
+
+
 def duckdb_marts(settings: Settings) -> Marts:
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         return mart_rows(
@@ -205,10 +215,7 @@ def test_duckdb_and_postgres_build_the_same_marts_and_incremental_equals_full_re
         assert steps["dbt build"] == "ok" and steps["source freshness"] == "ok"
 
         duck, incremental = duckdb_marts(on_duckdb), postgres_marts(url)
-        for mart in BATCH_MARTS:
-            assert duck[mart][1], f"{mart} is empty: the comparison would prove nothing"
-            assert incremental[mart][0] == duck[mart][0], f"{mart}: columns differ between DuckDB and PostgreSQL"
-            assert incremental[mart][1] == duck[mart][1], f"{mart} differs between DuckDB and PostgreSQL"
+        assert_same_marts(duck, incremental, "PostgreSQL")
         print("rows per mart:", {mart: len(rows) for mart, (_, rows) in duck.items()})
 
         # the same raw, rebuilt from scratch (no load: a load would add deliveries)
