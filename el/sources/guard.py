@@ -1,14 +1,16 @@
 """The step every raw row passes: contract breakers are quarantined in `rejects`, fit rows get lineage.
 
-`split` forks one extracted resource into two transformers loaded in the same load package (so a
-reject can never be lost while the cursor advances): the fit rows, with `_extracted_at` and
-`_source`, and the rejects, with source, table, reason and the raw record.
+`split` checks every batch of one extracted resource once (`check_items`) and forks the result into two
+transformers loaded in the same load package (so a reject can never be lost while the cursor advances):
+the fit rows, with `_extracted_at` and `_source`, and the rejects, with source, table, reason and the
+raw record.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dlt
@@ -67,55 +69,71 @@ def _typed_or_rows(items: Items, contract: Contract) -> Items:
     return items
 
 
-def fit_items(
+@dataclass(frozen=True)
+class Checked:
+    """One batch after the contract: the fit rows (typed, with lineage; Arrow stays Arrow) and the reject
+    records. Every row is checked once, for both."""
+
+    fit: Any
+    rejects: list[dict[str, Any]]
+
+
+def _fit_table(
+    table: pa.Table, contract: Contract, extracted_at: dt.datetime, origin: Origin, decimals: Decimals,
+    load_id: str | None,
+) -> pa.Table:  # fmt: skip
+    table = table.filter(pc.invert(contract.candidate_mask(table)))
+    table = _declared_decimals(table, decimals)
+    rows = table.num_rows
+    table = table.append_column("_extracted_at", _constant(extracted_at, pa.timestamp("us", "UTC"), rows))
+    source = origin if isinstance(origin, str) else contract.source
+    table = table.append_column("_source", _constant(source, pa.string(), rows))
+    if load_id is not None:
+        table = table.append_column("_dlt_load_id", _constant(load_id, pa.string(), rows))
+    return table
+
+
+def _reject_table(
+    table: pa.Table, contract: Contract, extracted_at: dt.datetime, origin: Origin
+) -> list[dict[str, Any]]:
+    mask = contract.candidate_mask(table)
+    if not pc.any(mask).as_py():
+        return []
+    rejects = []
+    for row in table.filter(mask).to_pylist():
+        reason = contract.violation(row)
+        if reason is not None:
+            rejects.append(contract.reject(row, reason, extracted_at, _origin(origin, row)))
+    return rejects
+
+
+def check_items(
     items: Items,
     contract: Contract,
     extracted_at: dt.datetime,
     origin: Origin,
     decimals: Decimals | None = None,
     load_id: str | None = None,
-) -> Any:
-    """Rows that keep the contract, typed, with lineage columns; Arrow stays Arrow. dlt adds its load id
-    to row items itself; Arrow tables get it here (`load_id`), so dlt need not rewrite their files."""
+) -> Checked:
+    """Rows that keep the contract, typed, with lineage columns (Arrow stays Arrow), and one reject record
+    per row that breaks it, with the reason and the raw record. dlt adds its load id to row items itself;
+    Arrow tables get it here (`load_id`), so dlt need not rewrite their files."""
     items = _typed_or_rows(items, contract)
     if isinstance(items, pa.Table | pa.RecordBatch):
         table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
-        table = table.filter(pc.invert(contract.candidate_mask(table)))
-        table = _declared_decimals(table, decimals or {})
-        rows = table.num_rows
-        table = table.append_column("_extracted_at", _constant(extracted_at, pa.timestamp("us", "UTC"), rows))
-        source = origin if isinstance(origin, str) else contract.source
-        table = table.append_column("_source", _constant(source, pa.string(), rows))
-        if load_id is not None:
-            table = table.append_column("_dlt_load_id", _constant(load_id, pa.string(), rows))
-        return table
-    fit = []
+        fit_table = _fit_table(table, contract, extracted_at, origin, decimals or {}, load_id)
+        return Checked(fit_table, _reject_table(table, contract, extracted_at, origin))
+    fit, rejects = [], []
     for item in _rows(items):
-        if contract.violation(item) is None:
+        reason = contract.violation(item)
+        if reason is None:
             row = contract.coerce(dict(item))
             row["_extracted_at"] = extracted_at
             row["_source"] = _origin(origin, item)
             fit.append(row)
-    return fit
-
-
-def reject_items(items: Items, contract: Contract, extracted_at: dt.datetime, origin: Origin) -> list[dict[str, Any]]:
-    """One reject record per row that breaks the contract, with the reason and the raw record."""
-    items = _typed_or_rows(items, contract)
-    if isinstance(items, pa.Table | pa.RecordBatch):
-        table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
-        mask = contract.candidate_mask(table)
-        if not pc.any(mask).as_py():
-            return []
-        candidates = table.filter(mask).to_pylist()
-    else:
-        candidates = _rows(items)
-    rejects = []
-    for row in candidates:
-        reason = contract.violation(row)
-        if reason is not None:
-            rejects.append(contract.reject(row, reason, extracted_at, _origin(origin, row)))
-    return rejects
+        else:
+            rejects.append(contract.reject(item, reason, extracted_at, _origin(origin, item)))
+    return Checked(fit, rejects)
 
 
 def split(
@@ -129,22 +147,26 @@ def split(
         if column.get("data_type") == "decimal" and column.get("precision") and column.get("scale") is not None
     }
 
-    @dlt.transformer(name=table, write_disposition="append")
-    def fit(items: Items) -> Iterator[Any]:
+    @dlt.transformer(name=f"{table}__checked")
+    def check(items: Items) -> Iterator[Checked]:
         load_id = dlt.current.load_package_state()["load_id"]
-        yield fit_items(items, contract, extracted_at, origin, decimals, load_id)
+        yield check_items(items, contract, extracted_at, origin, decimals, load_id)
+
+    @dlt.transformer(name=table, write_disposition="append")
+    def fit(batch: Checked) -> Iterator[Any]:
+        yield batch.fit
 
     @dlt.transformer(
         name=f"{table}__rejects", table_name=REJECTS_TABLE, write_disposition="append", columns=REJECT_COLUMNS
     )
-    def rejects(items: Items) -> Iterator[Any]:
-        found = reject_items(items, contract, extracted_at, origin)
+    def rejects(batch: Checked) -> Iterator[Any]:
         # an empty batch still creates the table, so dbt's `rejects` sources always exist
-        yield found if found else dlt.mark.materialize_table_schema()
+        yield batch.rejects if batch.rejects else dlt.mark.materialize_table_schema()
 
-    # the parent must not share a name with a transformer, or dlt would extract it once per branch
-    parent = parent.with_name(f"{table}__extract")
-    fit_resource = parent | fit
+    # the parent must not share a name with a transformer, or dlt would extract it once per branch; the
+    # check step is one pipe both branches fork from, so every batch is checked once
+    checked = parent.with_name(f"{table}__extract") | check
+    fit_resource = checked | fit
     if parent.columns:
         fit_resource.apply_hints(columns=parent.columns)  # keep reflected types, e.g. all-null columns
-    return [fit_resource, parent | rejects]
+    return [fit_resource, checked | rejects]
