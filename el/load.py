@@ -292,6 +292,8 @@ class Loader:
                 max_attempts=config.events_max_attempts,
                 backoff_factor=config.events_backoff_factor,
                 contract=events_contract(config.events_max_lateness_days, config.events_max_clock_skew_minutes),
+                # DuckDB takes the parquet as it is; PostgreSQL's insert files and the lake's tables stay by rows
+                arrow_rows=self.settings.engine == "duckdb",
             )
             self.run(source, "events", resources)
         else:

@@ -22,7 +22,10 @@ def events_resource(
     max_attempts: int = 8,
     backoff_factor: float = 0.5,
     contract: Contract = EVENTS_CONTRACT,
+    arrow_rows: bool = False,
 ) -> list[DltResource]:
+    """The events and their rejects; `arrow_rows`: fit rows go to dlt as Arrow tables typed as dlt's row
+    path types them (el/sources/guard.py, `RowsAsArrow`), so normalize need not type them row by row."""
     # dlt's requests client retries 429 and 5xx with exponential backoff, honouring Retry-After
     client = Client(
         request_max_attempts=max_attempts,
@@ -60,4 +63,4 @@ def events_resource(
             ],
         }
     )
-    return split(resource, "events", contract, extracted_at, "events_api")
+    return split(resource, "events", contract, extracted_at, "events_api", arrow_rows)

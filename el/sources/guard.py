@@ -1,19 +1,28 @@
 """The step every raw row passes: contract breakers are quarantined in `rejects`, fit rows get lineage.
 
-`split` forks one extracted resource into two transformers loaded in the same load package (so a
-reject can never be lost while the cursor advances): the fit rows, with `_extracted_at` and
-`_source`, and the rejects, with source, table, reason and the raw record.
+`split` checks every batch of one extracted resource once (`check_items`) and forks the result into two
+transformers loaded in the same load package (so a reject can never be lost while the cursor advances):
+the fit rows, with `_extracted_at` and `_source`, and the rejects, with source, table, reason and the
+raw record.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.configuration.container import Container
+from dlt.common.destination.capabilities import DestinationCapabilitiesContext
+from dlt.common.json import json
+from dlt.common.libs.pyarrow import columns_to_arrow
+from dlt.common.normalizers.utils import generate_dlt_ids
+from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID
 from dlt.extract.resource import DltResource
 
 from el.contracts import REJECTS_TABLE, Contract
@@ -67,84 +76,213 @@ def _typed_or_rows(items: Items, contract: Contract) -> Items:
     return items
 
 
-def fit_items(
-    items: Items,
-    contract: Contract,
-    extracted_at: dt.datetime,
-    origin: Origin,
-    decimals: Decimals | None = None,
-    load_id: str | None = None,
-) -> Any:
-    """Rows that keep the contract, typed, with lineage columns; Arrow stays Arrow. dlt adds its load id
-    to row items itself; Arrow tables get it here (`load_id`), so dlt need not rewrite their files."""
-    items = _typed_or_rows(items, contract)
-    if isinstance(items, pa.Table | pa.RecordBatch):
-        table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
-        table = table.filter(pc.invert(contract.candidate_mask(table)))
-        table = _declared_decimals(table, decimals or {})
-        rows = table.num_rows
-        table = table.append_column("_extracted_at", _constant(extracted_at, pa.timestamp("us", "UTC"), rows))
-        source = origin if isinstance(origin, str) else contract.source
-        table = table.append_column("_source", _constant(source, pa.string(), rows))
-        if load_id is not None:
-            table = table.append_column("_dlt_load_id", _constant(load_id, pa.string(), rows))
-        return table
-    fit = []
-    for item in _rows(items):
-        if contract.violation(item) is None:
-            row = contract.coerce(dict(item))
-            row["_extracted_at"] = extracted_at
-            row["_source"] = _origin(origin, item)
-            fit.append(row)
-    return fit
+@dataclass(frozen=True)
+class Checked:
+    """One batch after the contract: the fit rows (typed, with lineage; Arrow stays Arrow) and the reject
+    records. Every row is checked once, for both."""
+
+    fit: Any
+    rejects: list[dict[str, Any]]
 
 
-def reject_items(items: Items, contract: Contract, extracted_at: dt.datetime, origin: Origin) -> list[dict[str, Any]]:
-    """One reject record per row that breaks the contract, with the reason and the raw record."""
-    items = _typed_or_rows(items, contract)
-    if isinstance(items, pa.Table | pa.RecordBatch):
-        table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
-        mask = contract.candidate_mask(table)
-        if not pc.any(mask).as_py():
-            return []
-        candidates = table.filter(mask).to_pylist()
-    else:
-        candidates = _rows(items)
+def _fit_table(
+    table: pa.Table, contract: Contract, extracted_at: dt.datetime, origin: Origin, decimals: Decimals,
+    load_id: str | None,
+) -> pa.Table:  # fmt: skip
+    table = table.filter(pc.invert(contract.candidate_mask(table)))
+    table = _declared_decimals(table, decimals)
+    rows = table.num_rows
+    table = table.append_column("_extracted_at", _constant(extracted_at, pa.timestamp("us", "UTC"), rows))
+    source = origin if isinstance(origin, str) else contract.source
+    table = table.append_column("_source", _constant(source, pa.string(), rows))
+    if load_id is not None:
+        table = table.append_column("_dlt_load_id", _constant(load_id, pa.string(), rows))
+    return table
+
+
+def _reject_table(
+    table: pa.Table, contract: Contract, extracted_at: dt.datetime, origin: Origin
+) -> list[dict[str, Any]]:
+    mask = contract.candidate_mask(table)
+    if not pc.any(mask).as_py():
+        return []
     rejects = []
-    for row in candidates:
+    for row in table.filter(mask).to_pylist():
         reason = contract.violation(row)
         if reason is not None:
             rejects.append(contract.reject(row, reason, extracted_at, _origin(origin, row)))
     return rejects
 
 
+# Python types of the values dlt's row path stores unchanged in a column of each dlt type (no coercion,
+# no variant column; None is null); json values are dicts, serialized as dlt's parquet writer does
+JSON_VALUE_TYPES = frozenset({dict, type(None)})
+ROW_VALUE_TYPES: dict[str, frozenset[type]] = {
+    "text": frozenset({str, type(None)}),
+    "bigint": frozenset({int, type(None)}),
+    "double": frozenset({float, type(None)}),
+    "bool": frozenset({bool, type(None)}),
+    "timestamp": frozenset({dt.datetime, type(None)}),
+    "json": JSON_VALUE_TYPES,
+}
+
+
+class _KeptJsonHint(logging.Filter):
+    """dlt warns on every Arrow batch whose string column the table's json hint overrides (`properties`):
+    that override is the point (json text into a json column, as the row path writes it), so not logged."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__()
+        self.table = table
+        self.prefix = f"In resource: {table}, when merging arrow schema with dlt schema, several column hints"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+class RowsAsArrow:
+    """Fit rows as one Arrow table typed and ordered exactly as dlt's row path writes its parquet load
+    file (dlt's own `columns_to_arrow` over the table's stored columns, json as dlt's json text, the
+    `_dlt_load_id` and `_dlt_id` dlt would add), so dlt's normalize only moves the file. The columns are
+    the table's as stored when the load starts, frozen for the load: every Arrow batch of it has one
+    schema (dlt concatenates buffered Arrow tables and fails when they differ). A batch with a row that
+    would change the table - a column it does not have yet (a drift column, a nested value dlt would
+    flatten), a value of another type than its column's - returns None: it goes through dlt's row path,
+    which types it as always. So does every batch of a load whose table is not stored yet (the first)."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.load_id: str | None = None
+        self.schema: pa.Schema | None = None
+        self.value_types: dict[str, frozenset[type]] = {}
+        dlt_logger = logging.getLogger("dlt")
+        if not any(isinstance(f, _KeptJsonHint) and f.table == table for f in dlt_logger.filters):
+            dlt_logger.addFilter(_KeptJsonHint(table))
+
+    def _freeze(self, load_id: str) -> None:
+        self.load_id, self.schema, self.value_types = load_id, None, {}
+        schema = dlt.current.source_schema()
+        if self.table not in schema.tables:
+            return
+        columns = schema.get_table_columns(self.table)
+        value_types = {}
+        for name, column in columns.items():
+            if name in (C_DLT_LOAD_ID, C_DLT_ID):
+                continue
+            kinds = ROW_VALUE_TYPES.get(column["data_type"])
+            if column["data_type"] == "bigint":
+                plain = column.get("precision") in (None, 64)
+            else:  # a timestamp column without time zone: dlt's row path converts values, this would not
+                plain = column.get("timezone", True) and not column.get("x-nested-type")
+            if kinds is None or not plain or not column.get("nullable", True):
+                return  # a column this conversion does not type as dlt would: the whole load goes by rows
+            value_types[name] = kinds
+        if C_DLT_LOAD_ID not in columns or C_DLT_ID not in columns:
+            return
+        caps = Container()[DestinationCapabilitiesContext]
+        self.schema, self.value_types = columns_to_arrow(columns, caps, "UTC"), value_types
+
+    def __call__(self, rows: list[dict[str, Any]], load_id: str) -> pa.Table | None:
+        if load_id != self.load_id:
+            self._freeze(load_id)
+        if self.schema is None or not rows:
+            return None
+        value_types = self.value_types
+        if not all(value_types.keys() >= row.keys() for row in rows):
+            return None  # a column the table does not have (yet)
+        arrays = []
+        for field in self.schema:
+            if field.name == C_DLT_LOAD_ID:
+                arrays.append(_constant(load_id, field.type, len(rows)))
+                continue
+            if field.name == C_DLT_ID:
+                arrays.append(pa.array(generate_dlt_ids(len(rows)), field.type))
+                continue
+            values = [row.get(field.name) for row in rows]
+            if not value_types[field.name].issuperset(map(type, values)):
+                return None  # a value dlt would coerce or put in a variant column
+            if value_types[field.name] is JSON_VALUE_TYPES:
+                values = [None if value is None else json.dumps(value) for value in values]
+            try:
+                arrays.append(pa.array(values, field.type))
+            except (pa.ArrowInvalid, OverflowError):  # e.g. an integer beyond int64: as dlt's row path fails it
+                return None
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def check_items(
+    items: Items,
+    contract: Contract,
+    extracted_at: dt.datetime,
+    origin: Origin,
+    decimals: Decimals | None = None,
+    load_id: str | None = None,
+    as_arrow: RowsAsArrow | None = None,
+) -> Checked:
+    """Rows that keep the contract, typed, with lineage columns (Arrow stays Arrow), and one reject record
+    per row that breaks it, with the reason and the raw record. dlt adds its load id to row items itself;
+    Arrow tables get it here (`load_id`), so dlt need not rewrite their files. With `as_arrow` (and a load
+    id), fit rows are handed to dlt as Arrow where that types them as dlt's row path would."""
+    items = _typed_or_rows(items, contract)
+    if isinstance(items, pa.Table | pa.RecordBatch):
+        table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
+        fit_table = _fit_table(table, contract, extracted_at, origin, decimals or {}, load_id)
+        return Checked(fit_table, _reject_table(table, contract, extracted_at, origin))
+    fit, rejects = [], []
+    for item in _rows(items):
+        reason = contract.violation(item)
+        if reason is None:
+            row = contract.coerce(dict(item))
+            row["_extracted_at"] = extracted_at
+            row["_source"] = _origin(origin, item)
+            fit.append(row)
+        else:
+            rejects.append(contract.reject(item, reason, extracted_at, _origin(origin, item)))
+    if as_arrow is not None and load_id is not None:
+        table = as_arrow(fit, load_id)
+        if table is not None:
+            return Checked(table, rejects)
+    return Checked(fit, rejects)
+
+
 def split(
-    parent: DltResource, table: str, contract: Contract, extracted_at: dt.datetime, origin: Origin
+    parent: DltResource,
+    table: str,
+    contract: Contract,
+    extracted_at: dt.datetime,
+    origin: Origin,
+    arrow_rows: bool = False,
 ) -> list[DltResource]:
-    """[fit rows -> `table`, rejects -> `rejects`], both fed by one evaluation of `parent`."""
+    """[fit rows -> `table`, rejects -> `rejects`], both fed by one evaluation of `parent`; with
+    `arrow_rows`, fit row batches go to dlt as Arrow where that is exact (`RowsAsArrow`)."""
     declared = parent.columns if isinstance(parent.columns, dict) else {}
     decimals = {
         name: (column["precision"], column["scale"])
         for name, column in declared.items()
         if column.get("data_type") == "decimal" and column.get("precision") and column.get("scale") is not None
     }
+    as_arrow = RowsAsArrow(table) if arrow_rows else None
+
+    @dlt.transformer(name=f"{table}__checked")
+    def check(items: Items) -> Iterator[Checked]:
+        load_id = dlt.current.load_package_state()["load_id"]
+        yield check_items(items, contract, extracted_at, origin, decimals, load_id, as_arrow)
 
     @dlt.transformer(name=table, write_disposition="append")
-    def fit(items: Items) -> Iterator[Any]:
-        load_id = dlt.current.load_package_state()["load_id"]
-        yield fit_items(items, contract, extracted_at, origin, decimals, load_id)
+    def fit(batch: Checked) -> Iterator[Any]:
+        yield batch.fit
 
     @dlt.transformer(
         name=f"{table}__rejects", table_name=REJECTS_TABLE, write_disposition="append", columns=REJECT_COLUMNS
     )
-    def rejects(items: Items) -> Iterator[Any]:
-        found = reject_items(items, contract, extracted_at, origin)
+    def rejects(batch: Checked) -> Iterator[Any]:
         # an empty batch still creates the table, so dbt's `rejects` sources always exist
-        yield found if found else dlt.mark.materialize_table_schema()
+        yield batch.rejects if batch.rejects else dlt.mark.materialize_table_schema()
 
-    # the parent must not share a name with a transformer, or dlt would extract it once per branch
-    parent = parent.with_name(f"{table}__extract")
-    fit_resource = parent | fit
+    # the parent must not share a name with a transformer, or dlt would extract it once per branch; the
+    # check step is one pipe both branches fork from, so every batch is checked once
+    checked = parent.with_name(f"{table}__extract") | check
+    fit_resource = checked | fit
     if parent.columns:
         fit_resource.apply_hints(columns=parent.columns)  # keep reflected types, e.g. all-null columns
-    return [fit_resource, parent | rejects]
+    return [fit_resource, checked | rejects]

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pyarrow as pa
 
 from el.contracts import SHOP_CONTRACTS
-from el.sources.guard import fit_items, reject_items
+from el.sources.guard import check_items
 
 AT = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
 CONTRACT = SHOP_CONTRACTS["order_items"]
@@ -30,7 +30,7 @@ def _batch(quantity: pa.Array, order_item_id: pa.Array) -> pa.Table:
 
 def test_fit_rows_keep_arrow_and_get_lineage() -> None:
     batch = _batch(pa.array([1, -1, 3]), pa.array([10, 11, None]))
-    fit = fit_items(batch, CONTRACT, AT, "shop_db.order_items", load_id="1795.5")
+    fit = check_items(batch, CONTRACT, AT, "shop_db.order_items", load_id="1795.5").fit
     assert isinstance(fit, pa.Table)
     assert fit["order_item_id"].to_pylist() == [10]
     assert fit["_extracted_at"].to_pylist() == [AT]
@@ -40,24 +40,24 @@ def test_fit_rows_keep_arrow_and_get_lineage() -> None:
 
 def test_every_breaking_row_is_rejected_with_its_reason() -> None:
     batch = _batch(pa.array([1, -1, 3]), pa.array([10, 11, None]))
-    rejects = reject_items(batch, CONTRACT, AT, "shop_db.order_items")
-    assert sorted(r["reason_code"] for r in rejects) == ["negative_amount", "null_key"]
-    assert len(rejects) + fit_items(batch, CONTRACT, AT, "x").num_rows == batch.num_rows
+    checked = check_items(batch, CONTRACT, AT, "shop_db.order_items")
+    assert sorted(r["reason_code"] for r in checked.rejects) == ["negative_amount", "null_key"]
+    assert len(checked.rejects) + checked.fit.num_rows == batch.num_rows
 
 
 def test_all_null_and_empty_batches_are_not_an_error() -> None:
     batch = _batch(pa.array([None, None], pa.null()), pa.array([10, 11]))
-    assert fit_items(batch, CONTRACT, AT, "x").num_rows == 2
-    assert reject_items(batch, CONTRACT, AT, "x") == []
+    checked = check_items(batch, CONTRACT, AT, "x")
+    assert (checked.fit.num_rows, checked.rejects) == (2, [])
     empty = _batch(pa.array([], pa.int64()), pa.array([], pa.int64()))  # a stream can end with one
-    assert fit_items(empty, CONTRACT, AT, "x").num_rows == 0
-    assert reject_items(empty, CONTRACT, AT, "x") == []
+    checked = check_items(empty, CONTRACT, AT, "x")
+    assert (checked.fit.num_rows, checked.rejects) == (0, [])
 
 
 def test_decimals_are_cast_back_to_the_declared_precision() -> None:
     # connectorx delivers numeric(12,2) as decimal(38,10)
     prices = pa.array([Decimal("1.50"), None], pa.decimal128(38, 10))
     batch = _batch(pa.array([1, 2]), pa.array([10, 11])).set_column(4, "unit_price", prices)
-    fit = fit_items(batch, CONTRACT, AT, "x", decimals={"unit_price": (12, 2)})
+    fit = check_items(batch, CONTRACT, AT, "x", decimals={"unit_price": (12, 2)}).fit
     assert fit.schema.field("unit_price").type == pa.decimal128(12, 2)
     assert fit["unit_price"].to_pylist() == [Decimal("1.50"), None]
