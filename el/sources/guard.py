@@ -85,11 +85,29 @@ class Checked:
     rejects: list[dict[str, Any]]
 
 
-def _fit_table(
+def _checked_table(
     table: pa.Table, contract: Contract, extracted_at: dt.datetime, origin: Origin, decimals: Decimals,
     load_id: str | None,
-) -> pa.Table:  # fmt: skip
-    table = table.filter(pc.invert(contract.candidate_mask(table)))
+) -> Checked:  # fmt: skip
+    """An Arrow batch checked with one vectorised mask; only the candidate rows it picks are checked row by
+    row. The mask may pick more than breaks the contract: a candidate with no violation stays fit."""
+    mask = contract.candidate_mask(table)
+    rejects = []
+    if pc.any(mask).as_py():
+        fit_again = []
+        candidates = table.filter(mask).to_pylist()
+        for index, row in zip(pc.indices_nonzero(mask).to_pylist(), candidates, strict=True):
+            reason = contract.violation(row)
+            if reason is None:
+                fit_again.append(index)
+            else:
+                rejects.append(contract.reject(row, reason, extracted_at, _origin(origin, row)))
+        if fit_again:
+            flags = mask.to_pylist()
+            for index in fit_again:
+                flags[index] = False
+            mask = pa.array(flags, pa.bool_())
+    table = table.filter(pc.invert(mask))
     table = _declared_decimals(table, decimals)
     rows = table.num_rows
     table = table.append_column("_extracted_at", _constant(extracted_at, pa.timestamp("us", "UTC"), rows))
@@ -97,21 +115,7 @@ def _fit_table(
     table = table.append_column("_source", _constant(source, pa.string(), rows))
     if load_id is not None:
         table = table.append_column("_dlt_load_id", _constant(load_id, pa.string(), rows))
-    return table
-
-
-def _reject_table(
-    table: pa.Table, contract: Contract, extracted_at: dt.datetime, origin: Origin
-) -> list[dict[str, Any]]:
-    mask = contract.candidate_mask(table)
-    if not pc.any(mask).as_py():
-        return []
-    rejects = []
-    for row in table.filter(mask).to_pylist():
-        reason = contract.violation(row)
-        if reason is not None:
-            rejects.append(contract.reject(row, reason, extracted_at, _origin(origin, row)))
-    return rejects
+    return Checked(table, rejects)
 
 
 # Python types of the values dlt's row path stores unchanged in a column of each dlt type (no coercion,
@@ -226,8 +230,7 @@ def check_items(
     items = _typed_or_rows(items, contract)
     if isinstance(items, pa.Table | pa.RecordBatch):
         table = pa.table(items) if isinstance(items, pa.RecordBatch) else items
-        fit_table = _fit_table(table, contract, extracted_at, origin, decimals or {}, load_id)
-        return Checked(fit_table, _reject_table(table, contract, extracted_at, origin))
+        return _checked_table(table, contract, extracted_at, origin, decimals or {}, load_id)
     fit, rejects = [], []
     for item in _rows(items):
         reason = contract.violation(item)

@@ -61,3 +61,18 @@ def test_decimals_are_cast_back_to_the_declared_precision() -> None:
     fit = check_items(batch, CONTRACT, AT, "x", decimals={"unit_price": (12, 2)}).fit
     assert fit.schema.field("unit_price").type == pa.decimal128(12, 2)
     assert fit["unit_price"].to_pylist() == [Decimal("1.50"), None]
+
+
+class _WideMask(type(CONTRACT)):  # type: ignore[misc]
+    """A contract whose vectorised mask picks every row: the mask only names candidates, the row check decides."""
+
+    def candidate_mask(self, table: pa.Table) -> pa.Array:
+        return pa.array([True] * table.num_rows)
+
+
+def test_a_candidate_the_row_check_finds_fit_is_loaded_not_lost() -> None:
+    wide = _WideMask(**{name: getattr(CONTRACT, name) for name in CONTRACT.__dataclass_fields__})
+    batch = _batch(pa.array([1, -1, 3]), pa.array([10, 11, None]))
+    checked = check_items(batch, wide, AT, "shop_db.order_items")
+    assert checked.fit["order_item_id"].to_pylist() == [10]  # the fit candidate, in its place
+    assert sorted(r["reason_code"] for r in checked.rejects) == ["negative_amount", "null_key"]
