@@ -154,20 +154,23 @@ class RowsAsArrow:
     flatten), a value of another type than its column's - returns None: it goes through dlt's row path,
     which types it as always. So does every batch of a load whose table is not stored yet (the first)."""
 
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, hints: Mapping[str, Mapping[str, Any]]) -> None:
         self.table = table
         self.load_id: str | None = None
         self.schema: pa.Schema | None = None
         self.value_types: dict[str, frozenset[type]] = {}
+        # dlt compares an Arrow batch's types with the column hints the resource declares only: when those
+        # are all json hints, its warning can only be about them (the json text), so it is not logged
         dlt_logger = logging.getLogger("dlt")
-        if not any(isinstance(f, _KeptJsonHint) and f.table == table for f in dlt_logger.filters):
+        only_json = all(hint.get("data_type") == "json" for hint in hints.values())
+        if only_json and not any(isinstance(f, _KeptJsonHint) and f.table == table for f in dlt_logger.filters):
             dlt_logger.addFilter(_KeptJsonHint(table))
 
     def _freeze(self, load_id: str) -> None:
         self.load_id, self.schema, self.value_types = load_id, None, {}
         schema = dlt.current.source_schema()
-        if self.table not in schema.tables:
-            return
+        if self.table not in schema.tables or schema.get_table(self.table).get("write_disposition") != "append":
+            return  # not stored yet (the first load), or not append-only: `_dlt_id` below is a new random id
         columns = schema.get_table_columns(self.table)
         value_types = {}
         for name, column in columns.items():
@@ -264,7 +267,7 @@ def split(
         for name, column in declared.items()
         if column.get("data_type") == "decimal" and column.get("precision") and column.get("scale") is not None
     }
-    as_arrow = RowsAsArrow(table) if arrow_rows else None
+    as_arrow = RowsAsArrow(table, declared) if arrow_rows else None
 
     @dlt.transformer(name=f"{table}__checked")
     def check(items: Items) -> Iterator[Checked]:

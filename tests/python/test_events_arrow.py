@@ -1,6 +1,7 @@
 """The events' fit rows handed to dlt as Arrow (el/sources/guard.py, RowsAsArrow) land exactly as dlt's
 row path lands them: the same API pages loaded both ways into two DuckDB warehouses give the same raw
-rows, columns, child tables and rejects - and the Arrow path really was taken where it can be."""
+rows, columns (nested values flattened into columns) and rejects - and the Arrow path really was taken
+where it can be."""
 
 from __future__ import annotations
 
@@ -92,8 +93,24 @@ def day2() -> list[dict[str, Any]]:
 
 
 def day3() -> list[dict[str, Any]]:
-    """The drift column is part of the table now: every page fits it."""
-    return [event(300 + n, DAY3 + dt.timedelta(minutes=n), app_version="3.0.0") for n in range(11)]
+    """The drift column is part of the table now: every page fits it, so the odd but fit values here (a
+    naive and a +02:00 timestamp, digits as text, a whole float, nulls) go by Arrow."""
+    rows = [event(300 + n, DAY3 + dt.timedelta(minutes=n), app_version="3.0.0") for n in range(11)]
+    at = [DAY3 + dt.timedelta(minutes=n) for n in range(11)]
+    odd = {
+        1: {"event_timestamp": (at[1] - dt.timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S")},
+        2: {
+            "event_timestamp": (at[2] - dt.timedelta(seconds=5))
+            .astimezone(dt.timezone(dt.timedelta(hours=2)))
+            .isoformat()
+        },
+        3: {"user_id": "42"},
+        4: {"user_id": 7.0},
+        5: {"session_id": None, "properties": None, "app_version": None},
+    }
+    for index, change in odd.items():
+        rows[index] = {**rows[index], **change}
+    return rows
 
 
 class Api:
