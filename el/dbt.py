@@ -152,9 +152,14 @@ class DbtRunner:
         arguments, environment and folder `run` would give each. The shared parse gets the first
         command's `--quiet`; without it, its console shows warnings and errors only (no "Running with
         dbt=" banner of its own: the terminal shows one per command, as with one process each), while
-        dbt.log keeps its debug lines."""
+        dbt.log keeps its debug lines. A log level the user set (DBT_LOG_LEVEL, DBT_LOG_LEVEL_FILE) wins."""
         argv = [self.command(args, extra_vars)[1:] for args in commands]
-        quiet = ["--quiet"] if "--quiet" in commands[0] else ["--log-level", "warn", "--log-level-file", "debug"]
-        parse = self.command(["parse", *quiet], extra_vars)[1:]
         env = {**self.env(), **(extra_env or {})}
+        if "--quiet" in commands[0]:
+            quiet = ["--quiet"]
+        elif "DBT_LOG_LEVEL" in env:
+            quiet = []
+        else:
+            quiet = ["--log-level", "warn", *([] if "DBT_LOG_LEVEL_FILE" in env else ["--log-level-file", "debug"])]
+        parse = self.command(["parse", *quiet], extra_vars)[1:]
         return DbtBatch(argv, parse, env, str(self.settings.project_root))

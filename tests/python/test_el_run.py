@@ -179,3 +179,10 @@ def test_the_shared_parse_prints_no_banner_of_its_own_but_its_errors(
         else:
             assert out.count("shop.staging.shop.stg_shop__orders\n") == 2, out[-3000:]
     assert (settings.log_dir / "dbt.log").read_text().count("Running with dbt=") == 6
+    # a log level the user set applies to the shared parse too: its banner shows again
+    batch = runner.batch([listed, listed], extra_env={"DBT_LOG_LEVEL": "info"})
+    try:
+        assert [batch.next_result().exit_code, batch.next_result().exit_code] == [0, 0]
+    finally:
+        batch.close()
+    assert capfd.readouterr().out.count("Running with dbt=") == 3
