@@ -100,19 +100,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or Path(scratch)
         tmp.mkdir(parents=True, exist_ok=True)
-        # dbt's artifacts, logs, core-mode project, the lake and Spark's catalog in the bench's folder
-        settings = replace(
-            Settings(
-                root,
-                tmp / "warehouse.duckdb",
-                tmp / "src",
-                target_dir=tmp / "target",
-                log_dir=tmp / "logs",
-                core_dir=tmp / ".dbt_core",
-            ),
-            target="spark",
-            lake=tmp / "lake",
-        )
+        # everything a run writes, the lake and Spark's catalog in the bench's folder
+        settings = replace(Settings.under(root, tmp), target="spark", lake=tmp / "lake")
         sim = Simulator(settings.sources_root, SimConfig(seed=13, scale=args.scale, max_late_days=4))
         for day in range(args.days):
             sim.advance(1)

@@ -59,6 +59,21 @@ class Settings:
         }
 
     @classmethod
+    def under(cls, project_root: Path, folder: Path) -> Settings:
+        """The project at `project_root`, with everything a run writes under `folder`: the warehouse in
+        wh/ (its neighbours - dlt's pipelines, metrics/, lineage/, the lock - with it), the simulated
+        sources in sources/, dbt's target/ and logs/, and the core-mode project in dbt_core/. For tests
+        and benchmarks, which must not touch the project's data/, target/, logs/ or .dbt_core/."""
+        return cls(
+            project_root,
+            folder / "wh" / "warehouse.duckdb",
+            folder / "sources",
+            target_dir=folder / "target",
+            log_dir=folder / "logs",
+            core_dir=folder / "dbt_core",
+        )
+
+    @classmethod
     def from_env(cls) -> Settings:
         root = Path(os.environ.get("SHOP_PROJECT_ROOT", PROJECT_ROOT)).resolve()
         data = root / "data"

@@ -179,7 +179,12 @@ class RowsAsArrow:
             kinds = ROW_VALUE_TYPES.get(column["data_type"])
             if column["data_type"] == "bigint":
                 plain = column.get("precision") in (None, 64)
-            else:  # a timestamp column without time zone: dlt's row path converts values, this would not
+            else:
+                # every other type (text, double, bool, json, timestamp; a type not in ROW_VALUE_TYPES sends
+                # the whole load by rows below) is plain unless it has one of two hints: `timezone` false - a
+                # timestamp without time zone, whose values dlt's row path converts and this would not -
+                # or `x-nested-type` - a json column dlt stores as a nested Arrow type, not as json text.
+                # Neither hint is set on text, double or bool columns, so those are always plain.
                 plain = column.get("timezone", True) and not column.get("x-nested-type")
             if kinds is None or not plain or not column.get("nullable", True):
                 return  # a column this conversion does not type as dlt would: the whole load goes by rows

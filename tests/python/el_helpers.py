@@ -38,14 +38,7 @@ SERVED = "received_at <= (select value from meta where key = 'served_until')"
 def settings_for(tmp_path: Path) -> Settings:
     """This project, with everything a run writes (warehouse, dbt target and logs, core-mode project
     folder) under `tmp_path`: no test touches the project's data/, target/, logs/ or .dbt_core/."""
-    return Settings(
-        PROJECT_ROOT,
-        tmp_path / "wh" / "warehouse.duckdb",
-        tmp_path / "sources",
-        target_dir=tmp_path / "target",
-        log_dir=tmp_path / "logs",
-        core_dir=tmp_path / "dbt_core",
-    )
+    return Settings.under(PROJECT_ROOT, tmp_path)
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:

@@ -68,14 +68,7 @@ def test_a_failed_model_skips_only_its_descendants(tmp_path: Path) -> None:
     root = tmp_path / "project"
     root.mkdir()
     project_copy(root)
-    settings = Settings(
-        root,
-        tmp_path / "wh" / "warehouse.duckdb",
-        tmp_path / "sources",
-        target_dir=tmp_path / "target",
-        log_dir=tmp_path / "logs",
-        core_dir=tmp_path / "dbt_core",
-    )
+    settings = Settings.under(root, tmp_path)
     Simulator(settings.sources_root, SimConfig(scale=10, seed=3)).advance(1)
     mode = detect(root)
     parsed = DbtRunner(settings, mode).run(["parse", "--quiet"], capture=True)
