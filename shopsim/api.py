@@ -125,13 +125,17 @@ class EventsServer(ThreadingHTTPServer):
 
     def page(self, limit: int, cursor: str | None, received_since: str | None) -> dict[str, Any]:
         clauses, params = ["received_at <= ?"], [events.served_until(self.conn) or ""]
-        if received_since:
-            clauses.append("received_at >= ?")
-            params.append(_from_iso(received_since))
+        since = _from_iso(received_since) if received_since else None
         if cursor:
             last_received, last_seq = cursor.rsplit("|", 1)
             clauses.append("(received_at > ? or (received_at = ? and seq > ?))")
             params += [last_received, last_received, last_seq]
+            # the index range starts at the cursor, not at `received_since`: each page reads its own rows only
+            # (SQLite cannot seek on the `or` above; from `received_since` every page re-read the pages before)
+            since = max(since or last_received, last_received)
+        if since is not None:
+            clauses.append("received_at >= ?")
+            params.append(since)
         sql = f"select * from events where {' and '.join(clauses)} order by received_at, seq limit ?"
         with self.lock:
             rows = self.conn.execute(sql, [*params, limit]).fetchall()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shopsim import SimConfig, Simulator
-from shopsim.api import EventsApi
+from shopsim.api import EventsApi, EventsServer
 from shopsim.clock import parse
 from shopsim.config import Rates
 from tests.python.conftest import within_rate
@@ -181,6 +181,70 @@ def test_api_pages_every_served_event_once_and_hides_future_arrivals(make_source
         status, body = _get(f"{api.url}/events?limit=1000&received_since=2026-01-02T12:00:00Z")
         assert all(e["received_at"] >= "2026-01-02T12:00:00Z" for e in body["data"]) and body["data"]
         assert _get(f"{api.url}/events?limit=0")[0] == 400
+
+
+def test_api_pages_from_received_since_each_event_once_across_ties(make_sources) -> None:
+    """Paging with `received_since` and a cursor (what the loader does): each served event from that moment
+    once, in order, also when a page ends inside a run of events received in the same microsecond."""
+    sim = make_sources(days=2, scale=30, rates=Rates(late=0.3))
+    since = "2026-01-02 06:00:00"
+    with sqlite3.connect(sim.paths.events_db) as conn:  # 7 arrivals in one microsecond, inside the window
+        conn.executemany(
+            "insert into events (event_id, user_id, session_id, event_type, event_timestamp, received_at) "
+            "values (?, '1', 's-tie', 'page_view', '2026-01-02 07:00:00.000000', '2026-01-02 07:00:00.000000')",
+            [(f"tie-{i}",) for i in range(7)],
+        )
+        expected = [
+            event_id
+            for (event_id,) in conn.execute(
+                "select event_id from events where received_at >= ? and received_at <= '2026-01-02 23:59:59.999999' "
+                "order by received_at, seq",
+                (since,),
+            )
+        ]
+    with EventsApi(sim.paths.events_db) as api:
+        seen, cursor = [], ""
+        while True:
+            status, body = _get(f"{api.url}/events?limit=3&received_since=2026-01-02T06:00:00Z&cursor={cursor}")
+            assert status == 200
+            seen += body["data"]
+            if not body["next_cursor"]:
+                break
+            cursor = urllib.request.quote(body["next_cursor"])
+    ids = [e["event_id"] for e in seen]
+    assert ids == expected and len(ids) > 7
+    assert [i for i in ids if i.startswith("tie-")] == [f"tie-{i}" for i in range(7)]
+    received = [e["received_at"] for e in seen]
+    assert received == sorted(received) and received[0] >= "2026-01-02T06:00:00Z"
+
+
+def test_api_page_reads_its_own_rows_not_the_pages_before(make_sources) -> None:
+    """A page late in a long paging from `received_since` costs SQLite about what the first page costs
+    (counted in virtual-machine steps, not seconds): the index range starts at the cursor. It used to
+    start at `received_since`, so every page re-read all pages before it (a 1M-event day took ~4x longer
+    to load than 10 times a 100k one)."""
+    sim = make_sources(days=3, scale=60)
+    server = EventsServer(sim.paths.events_db, "127.0.0.1", 0, 0.0, 1)
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    try:
+        server.conn.set_progress_handler(count, 100)
+        costs, cursor = [], None
+        while True:
+            steps[0] = 0
+            page = server.page(50, cursor, "2026-01-01T00:00:00Z")
+            costs.append(steps[0])
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+    finally:
+        server.server_close()
+    assert len(costs) > 20, "enough pages for the earlier ones to show"
+    assert max(costs[-5:]) <= 3 * max(costs[:3]), costs
 
 
 def test_api_injects_faults_at_configured_rate(make_sources) -> None:
