@@ -9,7 +9,8 @@ import shutil
 import sys
 import time
 import uuid
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from el.config import SOURCES, ConfigError, SourceConfig
 from el.contracts import REJECTS_TABLE, SHOP_CONTRACTS, SHOP_KEYS, events_contract
-from el.lock import exclusive
+from el.lock import exclusive, file_lock
 from el.metrics import LoadMetric, store
 from el.settings import Settings
 from el.sources import shop_db_direct as direct
@@ -112,23 +113,92 @@ def default_progress() -> str | None:
 def set_aside_failed_packages(pipeline: dlt.Pipeline, why: str) -> list[str]:
     """Packages that failed (or were left) before the load step are copied under the pipeline's working
     folder `failed_packages/<load_id>/` for inspection, then aborted: dlt restores the local state to
-    before them, so the next run re-extracts their data. Packages already normalized stay pending and
+    before them, so the next run re-extracts their data. So are the packages of an extract a killed run
+    cut short, which dlt does not list. Packages already normalized stay pending and
     are retried by the next run (dlt's default: a transient load error, e.g. a locked warehouse)."""
-    extracted = list(pipeline.list_extracted_load_packages())
-    if not extracted:
-        return []
     working = Path(pipeline.working_dir)
+    cut_short = _set_aside_cut_extracts(working)
+    extracted = list(pipeline.list_extracted_load_packages())
     for load_id in extracted:
         for folder in working.glob(f"normalize/*/{load_id}"):
             shutil.copytree(folder, working / "failed_packages" / load_id, dirs_exist_ok=True)
-    pipeline.abort_packages()
-    print(
-        f"el: {pipeline.pipeline_name}: {why}: package(s) {', '.join(extracted)} moved aside to "
-        f"{working / 'failed_packages'}; their data is extracted again",
-        file=sys.stderr,
-        flush=True,
-    )
-    return extracted
+    if extracted:
+        pipeline.abort_packages()
+    aside = [*cut_short, *extracted]
+    if aside:
+        print(
+            f"el: {pipeline.pipeline_name}: {why}: package(s) {', '.join(aside)} moved aside to "
+            f"{working / 'failed_packages'}; their data is extracted again",
+            file=sys.stderr,
+            flush=True,
+        )
+    return aside
+
+
+# the folder of one extract under normalize/: dlt's `uniq_id(8)` (16 hex digits), one per extract
+EXTRACT_FOLDER = re.compile(r"[0-9a-f]{16}")
+
+
+def _set_aside_cut_extracts(working: Path) -> list[str]:
+    """Packages of an extract that never finished (a killed run). dlt extracts into
+    normalize/<random folder>/<load_id>/ and moves a package to normalize/extracted/ only when its extract
+    completes, so dlt itself neither lists nor aborts them; nothing of them was committed (the pipeline's
+    state is saved when an extract completes). Moved to failed_packages/<load_id>/ for inspection. Callers
+    hold the pipeline folder's lock (`Loader.locked_pipeline`): no other extract of this pipeline is under way."""
+    normalize = working / "normalize"
+    if not normalize.is_dir():
+        return []
+    load_ids: list[str] = []
+    for folder in sorted(normalize.iterdir()):
+        if not folder.is_dir() or not EXTRACT_FOLDER.fullmatch(folder.name):
+            continue
+        for package in sorted(path for path in folder.iterdir() if path.is_dir()):
+            target = working / "failed_packages" / package.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():  # the same load id set aside before (a copy of an extracted package)
+                shutil.copytree(package, target, dirs_exist_ok=True)
+                shutil.rmtree(package)
+            else:
+                package.rename(target)  # same file system: a move, not a copy
+            load_ids.append(package.name)
+        shutil.rmtree(folder)
+    return load_ids
+
+
+OWNER_FILE = "el_warehouse"  # in a pipeline's working folder: the warehouse its local state belongs to
+
+
+def warehouse_identity(warehouse: Warehouse) -> str:
+    """The warehouse a pipeline folder's local state belongs to: the database (host, port, name), the lake
+    or the DuckDB file, resolved so that a relative and an absolute SHOP_WAREHOUSE name the same file."""
+    if warehouse.postgres:
+        pg = warehouse.postgres
+        return f"postgresql://{pg.host}:{pg.port}/{pg.dbname}"
+    return f"lake {warehouse.lake.resolve()}" if warehouse.lake else str(warehouse.path.resolve())
+
+
+def claim_pipeline_folder(working: Path, warehouse: Warehouse) -> None:
+    """A pipeline folder holds the local state (cursors) of one warehouse, recorded in `el_warehouse`. When it
+    is another's - two warehouses in one SHOP_WAREHOUSE folder, or this one moved or reached by another
+    name - it is dropped before dlt opens it, and dlt restores this warehouse's own state from the
+    warehouse (as for a lost folder): loading from another warehouse's cursors would skip every row that
+    one already has. Its packages were never committed to this warehouse (state and rows commit together),
+    so whatever they held is extracted again for the warehouse they belonged to."""
+    identity = warehouse_identity(warehouse)
+    owner_file = working / OWNER_FILE
+    owner = owner_file.read_text().strip() if owner_file.exists() else None
+    if owner == identity:
+        return
+    if owner is not None and working.is_dir():
+        print(
+            f"el: {working.name}: the local pipeline folder {working} held the state of warehouse {owner}; "
+            f"dropped: the state of {identity} is restored from it",
+            file=sys.stderr,
+            flush=True,
+        )
+        shutil.rmtree(working)
+    working.mkdir(parents=True, exist_ok=True)
+    owner_file.write_text(identity + "\n")
 
 
 def _failed_table(exc: BaseException, table: str) -> str:
@@ -152,14 +222,35 @@ class Loader:
             pipeline_name=source,
             destination=self.settings.warehouse_db.destination(),
             dataset_name=DATASETS[source],
-            # next to the warehouse file (spark: the control file in the lake), so that two warehouses never
-            # share a pipeline's local state (its cursors)
-            pipelines_dir=str(self.settings.warehouse_db.path.parent / ".dlt_pipelines"),
+            pipelines_dir=str(self.pipelines_dir),
             progress=self.progress,  # type: ignore[arg-type]
         )
 
+    @contextmanager
+    def locked_pipeline(self, source: str, what: str) -> Iterator[dlt.Pipeline]:
+        """The source's dlt pipeline, its local folder locked (`<pipelines dir>/<source>.lock`) and claimed
+        for this warehouse (`claim_pipeline_folder`) before dlt opens it. The warehouse lock does not cover
+        the folder when two warehouses share a SHOP_WAREHOUSE folder: setting packages aside must never
+        touch another process's extract under way (refused: AlreadyRunningError)."""
+        working = self.pipelines_dir / source
+        with file_lock(working, what):
+            claim_pipeline_folder(working, self.settings.warehouse_db)
+            try:
+                yield self.pipeline(source)
+            finally:  # dlt wipes the folder when it starts a state afresh (a new or empty warehouse)
+                claim_pipeline_folder(working, self.settings.warehouse_db)
+
+    @property
+    def pipelines_dir(self) -> Path:
+        # next to the warehouse file (spark: the control file in the lake); the folder of each pipeline
+        # records the warehouse its state belongs to (claim_pipeline_folder)
+        return self.settings.warehouse_db.path.parent / ".dlt_pipelines"
+
     def run(self, source: str, table: str, data: Any) -> LoadMetric:
-        pipeline = self.pipeline(source)
+        with self.locked_pipeline(source, f"el load {source} {self.run_id}") as pipeline:
+            return self._run(pipeline, source, table, data)
+
+    def _run(self, pipeline: dlt.Pipeline, source: str, table: str, data: Any) -> LoadMetric:
         set_aside_failed_packages(pipeline, "left by an earlier run that failed before loading")
         started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
         try:

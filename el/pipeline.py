@@ -26,7 +26,7 @@ from el.config import ConfigError
 from el.dbt import DbtRunner
 from el.dbt_batch import DbtBatch
 from el.load import LoadError, run_load
-from el.lock import exclusive
+from el.lock import AlreadyRunningError, exclusive
 from el.mode import Mode
 from el.settings import Settings
 from el.warehouse import WarehouseError
@@ -113,13 +113,12 @@ def report_path(settings: Settings) -> Path:
     return settings.target_dir / "elementary" / "elementary_report.html"
 
 
-def check_dbt_exit(args: list[str], exit_code: int, error: str = "") -> str:
-    """A dbt step's detail: "" when `dbt <args>` exited 0; otherwise StepFailedError "`dbt <args>` exited N",
-    followed by the first line of `error` when there is one."""
+def check_dbt_exit(args: list[str], exit_code: int, error: str = "") -> None:
+    """Nothing when `dbt <args>` exited 0; otherwise StepFailedError "`dbt <args>` exited N", followed by
+    the first line of `error` when there is one."""
     if exit_code != 0:
         first_line = f": {error.splitlines()[0]}" if error.strip() else ""
         raise StepFailedError(f"`dbt {' '.join(args)}` exited {exit_code}{first_line}")
-    return ""
 
 
 class PipelineRun:
@@ -159,12 +158,14 @@ class PipelineRun:
     def _dbt(self, args: list[str]) -> str:
         args = self._args(args)
         done = self.dbt.run(args, self.options.dbt_vars(), extra_env={RUN_ID_ENV: self.run_id})
-        return check_dbt_exit(args, done.returncode)
+        check_dbt_exit(args, done.returncode)
+        return ""  # a dbt step that passed has no detail
 
     @staticmethod
     def _batched(batch: DbtBatch, args: list[str]) -> str:
         result = batch.next_result()
-        return check_dbt_exit(args, result.exit_code, result.error)
+        check_dbt_exit(args, result.exit_code, result.error)
+        return ""  # a dbt step that passed has no detail
 
     def build_args(self) -> list[str]:
         return ["build", *(["--full-refresh"] if self.options.full_refresh else [])]
@@ -181,7 +182,7 @@ class PipelineRun:
                 hold_lock=False,
                 events_url=self.options.events_url,
             )
-        except (ConfigError, LoadError) as exc:
+        except (ConfigError, LoadError, AlreadyRunningError) as exc:  # the last: a pipeline folder's lock
             raise StepFailedError(str(exc)) from exc
         return f"{sum(m.rows_loaded for m in metrics)} rows, {sum(m.rejects for m in metrics)} rejects"
 

@@ -27,7 +27,14 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from el import observe
 from el.config import ConfigError, float_env
 from el.contracts import as_timestamp
-from el.load import Loader, LoadError, _explain, check_warehouse, new_run_id, set_aside_failed_packages
+from el.load import (
+    Loader,
+    LoadError,
+    _explain,
+    check_warehouse,
+    new_run_id,
+    set_aside_failed_packages,
+)
 from el.lock import AlreadyRunningError, exclusive
 from el.metrics import store
 from el.settings import Settings
@@ -231,22 +238,33 @@ class Streamer:
         if unknown:
             raise ConfigError(f"--replay-from names topic(s) {', '.join(unknown)} not in SHOP_STREAM_TOPICS")
 
+    @contextmanager
+    def _locked_pipeline(self) -> Iterator[dlt.Pipeline]:
+        """The stream pipeline, its folder locked; held by another process: a LoadError (not the warehouse
+        lock's AlreadyRunningError, which batch_lock waits out between batches)."""
+        try:
+            with self.loader.locked_pipeline(PIPELINE, f"el stream {self.loader.run_id}") as pipeline:
+                yield pipeline
+        except AlreadyRunningError as exc:
+            raise LoadError(f"the stream pipeline's folder: {exc}") from exc
+
     def batch(self, number: int) -> bool:
         """One micro-batch of every topic; True when every topic was caught up."""
-        pipeline = self.loader.pipeline(PIPELINE)
         check_warehouse(self.settings.warehouse_db)
-        set_aside_failed_packages(pipeline, "left by an earlier run that failed before loading")
-        pending = pipeline.list_normalized_load_packages()
-        if pending:
-            # a run killed while loading left its package (rows and offsets): load it first - dlt's run()
-            # would load it and ignore the new batch
-            print(f"el stream: loading package(s) {', '.join(pending)} left by an interrupted run", flush=True)
-            try:
-                pipeline.load()
-            except PipelineStepFailed as exc:
-                raise LoadError(f"loading the pending stream package(s) failed: {_explain(exc)}") from exc
-        elif number == 1:
-            pipeline.sync_destination()  # a lost local state is restored from the warehouse
+        # the pipeline folder's lock, released before loader.run below takes it again
+        with self._locked_pipeline() as pipeline:
+            set_aside_failed_packages(pipeline, "left by an earlier run that failed before loading")
+            pending = pipeline.list_normalized_load_packages()
+            if pending:
+                # a run killed while loading left its package (rows and offsets): load it first - dlt's run()
+                # would load it and ignore the new batch
+                print(f"el stream: loading package(s) {', '.join(pending)} left by an interrupted run", flush=True)
+                try:
+                    pipeline.load()
+                except PipelineStepFailed as exc:
+                    raise LoadError(f"loading the pending stream package(s) failed: {_explain(exc)}") from exc
+            elif number == 1:
+                pipeline.sync_destination()  # a lost local state is restored from the warehouse
         caught_up = True
         for topic in self.config.topics:
             clock = time.perf_counter()

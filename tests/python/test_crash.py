@@ -14,12 +14,26 @@ import pytest
 
 from el.dbt import DbtRunner
 from el.mode import detect
+from el.settings import Settings
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
 from shopsim.config import Rates
 from tests.python.el_helpers import SERVED, env_for, load_sources, settings_for, src, wh
 
 pytestmark = pytest.mark.slow
+
+
+def _extract_files(settings: Settings, table: str) -> list[str]:
+    """Names of the extract files of `table` in the events pipeline's packages not yet normalized (dlt
+    extracts into normalize/<extract id>/<load id>/ and moves a package to normalize/extracted/ when done)."""
+    working = settings.warehouse.parent / ".dlt_pipelines" / "events_api"
+    return [path.name for path in working.glob(f"normalize/*/*/new_jobs/{table}.*")]
+
+
+def _cut_short(settings: Settings) -> list[str]:
+    """Load ids of the events pipeline's packages whose extract never finished (outside normalize/extracted/)."""
+    normalize = settings.warehouse.parent / ".dlt_pipelines" / "events_api" / "normalize"
+    return [path.name for path in normalize.glob("*/*") if path.is_dir() and path.parent.name != "extracted"]
 
 
 def _wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
@@ -36,7 +50,8 @@ def test_kill_9_during_load_then_rerun_loses_and_doubles_nothing(
     settings = settings_for(tmp_path)
     sim = Simulator(settings.sources_root, SimConfig(scale=40, rates=Rates(duplicate=0.1, bad_row=0.02)))
     sim.advance(1 if loaded_before else 2)
-    env = env_for(settings, SHOP_EVENTS_PAGE_SIZE="25", SHOP_EVENTS_LAG_HOURS="0")
+    # dlt flushes extracted rows to their file every 25 rows (default 5000): the killed load leaves its pages on disk
+    env = env_for(settings, SHOP_EVENTS_PAGE_SIZE="25", SHOP_EVENTS_LAG_HOURS="0", DATA_WRITER__BUFFER_MAX_ITEMS="25")
     with EventsApi(sim.paths.events_db) as api:
         api.server.delay = 0.02
         env["SHOP_EVENTS_URL"] = api.url
@@ -50,12 +65,22 @@ def test_kill_9_during_load_then_rerun_loses_and_doubles_nothing(
         loader = subprocess.Popen(
             [sys.executable, "-m", "el.cli", "load", "events_api"], env=env, stdout=subprocess.DEVNULL
         )
-        _wait_for(lambda: api.server.requests > before + 20)
+        # kill early in the extract (~28 pages), once its first pages are on disk
+        _wait_for(lambda: api.server.requests > before + 5 and bool(_extract_files(settings, "events")))
         os.kill(loader.pid, signal.SIGKILL)
         loader.wait()
         assert loader.returncode == -signal.SIGKILL
+        # the killed load's extract files (its package, never committed): its events pages went to dlt as
+        # Arrow (parquet) when the table was stored, by rows when not
+        formats = {"parquet" if name.endswith(".parquet") else "rows" for name in _extract_files(settings, "events")}
+        assert ("parquet" in formats) if loaded_before else (formats == {"rows"}), formats
+        (killed,) = _cut_short(settings)
         api.server.delay = 0.0
         load_sources(settings, ["events_api"])  # the rerun: lock released by the kernel, state intact
+    # the rerun moved the killed extract aside (dlt itself neither lists nor removes it)
+    working = settings.warehouse.parent / ".dlt_pipelines" / "events_api"
+    assert _cut_short(settings) == [], "the killed extract is left in normalize/"
+    assert any((working / "failed_packages" / killed).glob("new_jobs/events.*")), "kept for inspection"
     served = f"defect is null and {SERVED}"
     deliveries = src(sim.paths.events_db, f"select count(*) from events where {served}")[0][0]
     distinct = src(sim.paths.events_db, f"select count(distinct event_id) from events where {served}")[0][0]

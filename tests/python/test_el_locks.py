@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from el.lock import exclusive
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
-from tests.python.el_helpers import env_for, settings_for, wh
+from tests.python.el_helpers import SERVED, env_for, settings_for, src, wh
 
 pytestmark = pytest.mark.slow
 
@@ -86,3 +87,61 @@ def test_killed_run_is_recorded_started_then_interrupted(tmp_path: Path) -> None
     assert done.returncode == 1
     runs = dict(wh(settings, "select run_id, status from el_meta.pipeline_runs where step = 'run'"))
     assert runs == {"killed-1": "interrupted", "next-1": "failed"}
+
+
+def test_second_warehouse_in_the_same_folder_is_refused_while_the_first_extracts(tmp_path: Path) -> None:
+    """Two DuckDB files in one folder share its pipeline folders (docs/operations.md): while one `el load`
+    extracts, a load into the other file is refused cleanly instead of setting the first's extract aside;
+    the first then loads every served event."""
+    first = settings_for(tmp_path)
+    second = replace(first, warehouse=first.warehouse.with_name("other.duckdb"))
+    sim = Simulator(first.sources_root, SimConfig(scale=40))
+    sim.advance(1)
+    with EventsApi(sim.paths.events_db) as api:
+        api.server.delay = 0.5  # ~30 pages: the first load is still extracting when the second starts
+        extra = {"SHOP_EVENTS_URL": api.url, "SHOP_EVENTS_PAGE_SIZE": "10", "SHOP_EVENTS_LAG_HOURS": "0"}
+        loader = subprocess.Popen(
+            [sys.executable, "-m", "el.cli", "load", "events_api"],
+            env=_env(first, **extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while api.server.requests < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        refused = _el(second, "load", "events_api", **extra)
+        api.server.delay = 0.0
+        out, err = loader.communicate(timeout=120)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr + refused.stdout
+    assert "refused: el load events_api" in refused.stderr + refused.stdout
+    assert ".dlt_pipelines/events_api" in refused.stderr + refused.stdout
+    assert loader.returncode == 0, out + err
+    assert "moved aside" not in err
+    fit = src(sim.paths.events_db, f"select count(*) from events where defect is null and {SERVED}")[0][0]
+    assert wh(first, "select count(*) from raw_events.events")[0][0] == fit > 0
+
+
+def test_two_warehouses_in_one_folder_each_load_every_row_from_their_own_cursors(tmp_path: Path) -> None:
+    """Two DuckDB files in one folder share its pipeline folders. Taking turns, the second used to load from
+    the first's newer cursors and skip every row the first already had (day 2: 0 rows, exit 0). The folder
+    records its warehouse; another warehouse's state is dropped and each restores its own from itself."""
+    first = settings_for(tmp_path)
+    second = replace(first, warehouse=first.warehouse.with_name("other.duckdb"))
+    sim = Simulator(first.sources_root, SimConfig(scale=20))
+    sim.advance(1)
+    with EventsApi(sim.paths.events_db) as api:
+        extra = {"SHOP_EVENTS_URL": api.url, "SHOP_EVENTS_LAG_HOURS": "0"}
+        turns = []
+        for day in range(2):
+            if day:
+                sim.advance(1)
+            turns += [_el(first, "load", "events_api", **extra), _el(second, "load", "events_api", **extra)]
+    assert all(turn.returncode == 0 for turn in turns), [t.stdout + t.stderr for t in turns]
+    assert "held the state of warehouse" in turns[-1].stderr  # the switch is said, not silent
+    fit = src(sim.paths.events_db, f"select count(*) from events where defect is null and {SERVED}")[0][0]
+    for settings in (first, second):
+        assert wh(settings, "select count(*) from raw_events.events")[0][0] == fit > 0
+        assert (
+            wh(settings, "select count(distinct event_id) from raw_events.events")[0][0]
+            == src(
+                sim.paths.events_db, f"select count(distinct event_id) from events where defect is null and {SERVED}"
+            )[0][0]
+        )
