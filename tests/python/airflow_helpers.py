@@ -66,9 +66,11 @@ def airflow_json(env: dict[str, str], *args: str) -> list[dict]:
     return json.loads(lines[-1])
 
 
-def migrate(home: Path) -> None:
+def migrate(home: Path, **extra: str) -> None:
+    """`airflow db migrate` for `home`: its SQLite metadata DB, or the database `extra` names
+    (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)."""
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", **extra}
     done = subprocess.run([airflow_cli(), "db", "migrate"], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
