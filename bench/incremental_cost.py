@@ -153,7 +153,7 @@ def serve_day_before(settings: Settings, rows: int) -> None:
 
 def el_rounds(settings: Settings, rounds: int) -> list[LoadMetric]:
     """The EL of the new day `rounds` times, each from the warehouse and pipeline state as they are now."""
-    pipelines = settings.warehouse.parent / ".dlt_pipelines"
+    pipelines = settings.pipelines_dir
     saved = settings.warehouse.parent / "before-el"
     saved.mkdir()
     shutil.copyfile(settings.warehouse, saved / "warehouse.duckdb")

@@ -242,9 +242,8 @@ class Loader:
 
     @property
     def pipelines_dir(self) -> Path:
-        # next to the warehouse file (spark: the control file in the lake); the folder of each pipeline
-        # records the warehouse its state belongs to (claim_pipeline_folder)
-        return self.settings.warehouse_db.path.parent / ".dlt_pipelines"
+        # the folder of each pipeline records the warehouse its state belongs to (claim_pipeline_folder)
+        return self.settings.pipelines_dir
 
     def run(self, source: str, table: str, data: Any) -> LoadMetric:
         with self.locked_pipeline(source, f"el load {source} {self.run_id}") as pipeline:

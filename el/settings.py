@@ -44,6 +44,12 @@ class Settings:
     def warehouse_db(self) -> Warehouse:
         return warehouse_for(self.engine, self.warehouse, self.postgres, self.lake)
 
+    @property
+    def pipelines_dir(self) -> Path:
+        """dlt's pipeline folders (one per source, its state and packages): next to the warehouse file
+        (spark: next to the control file in the lake)."""
+        return self.warehouse_db.path.parent / ".dlt_pipelines"
+
     def as_env(self) -> dict[str, str]:
         """The environment that makes a child `el` process use these settings (inverse of from_env)."""
         return {

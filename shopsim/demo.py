@@ -22,7 +22,7 @@ from shopsim.stream import Outgoing, StreamSimConfig, ensure_topic, local_broker
 
 
 def _reset(settings: Settings) -> None:
-    for path in (settings.sources_root, settings.warehouse.parent / ".dlt_pipelines"):
+    for path in (settings.sources_root, settings.pipelines_dir):
         shutil.rmtree(path, ignore_errors=True)
     for path in (settings.warehouse, settings.warehouse.with_name(settings.warehouse.name + ".wal")):
         path.unlink(missing_ok=True)

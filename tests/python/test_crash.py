@@ -23,16 +23,19 @@ from tests.python.el_helpers import SERVED, env_for, load_sources, settings_for,
 pytestmark = pytest.mark.slow
 
 
+def _events_pipeline(settings: Settings) -> Path:
+    return settings.pipelines_dir / "events_api"
+
+
 def _extract_files(settings: Settings, table: str) -> list[str]:
     """Names of the extract files of `table` in the events pipeline's packages not yet normalized (dlt
     extracts into normalize/<extract id>/<load id>/ and moves a package to normalize/extracted/ when done)."""
-    working = settings.warehouse.parent / ".dlt_pipelines" / "events_api"
-    return [path.name for path in working.glob(f"normalize/*/*/new_jobs/{table}.*")]
+    return [path.name for path in _events_pipeline(settings).glob(f"normalize/*/*/new_jobs/{table}.*")]
 
 
 def _cut_short(settings: Settings) -> list[str]:
     """Load ids of the events pipeline's packages whose extract never finished (outside normalize/extracted/)."""
-    normalize = settings.warehouse.parent / ".dlt_pipelines" / "events_api" / "normalize"
+    normalize = _events_pipeline(settings) / "normalize"
     return [path.name for path in normalize.glob("*/*") if path.is_dir() and path.parent.name != "extracted"]
 
 
@@ -78,9 +81,9 @@ def test_kill_9_during_load_then_rerun_loses_and_doubles_nothing(
         api.server.delay = 0.0
         load_sources(settings, ["events_api"])  # the rerun: lock released by the kernel, state intact
     # the rerun moved the killed extract aside (dlt itself neither lists nor removes it)
-    working = settings.warehouse.parent / ".dlt_pipelines" / "events_api"
     assert _cut_short(settings) == [], "the killed extract is left in normalize/"
-    assert any((working / "failed_packages" / killed).glob("new_jobs/events.*")), "kept for inspection"
+    kept = _events_pipeline(settings) / "failed_packages" / killed
+    assert any(kept.glob("new_jobs/events.*")), "kept for inspection"
     served = f"defect is null and {SERVED}"
     deliveries = src(sim.paths.events_db, f"select count(*) from events where {served}")[0][0]
     distinct = src(sim.paths.events_db, f"select count(distinct event_id) from events where {served}")[0][0]

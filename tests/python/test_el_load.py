@@ -97,7 +97,7 @@ def test_first_load_lands_every_row_or_reject(demo) -> None:
     assert len({m.run_id for m in metrics}) == 1
     assert all(m.bytes > 0 for m in metrics if m.rows_loaded)
     # loaded packages keep their bookkeeping, not a second copy of the data on local disk
-    pipelines = settings.warehouse.parent / ".dlt_pipelines"
+    pipelines = settings.pipelines_dir
     assert len(list(pipelines.glob("*/load/loaded/*/package_completed.json"))) == len(metrics)
     assert list(pipelines.glob("*/load/loaded/*/completed_jobs/*")) == []
 
@@ -261,7 +261,7 @@ def test_cursor_state_lives_in_the_warehouse(demo, monkeypatch: pytest.MonkeyPat
     sim.advance(1)
     load_sources(settings)
     before = wh(settings, "select count(*) from raw_shop.orders")[0][0]
-    shutil.rmtree(settings.warehouse.parent / ".dlt_pipelines")
+    shutil.rmtree(settings.pipelines_dir)
     again = load_sources(settings)
     assert sum(m.rows_loaded for m in again) == 0
     assert wh(settings, "select count(*) from raw_shop.orders")[0][0] == before

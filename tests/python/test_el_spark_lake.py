@@ -187,7 +187,7 @@ def test_cursor_state_is_restored_from_the_lake(tmp_path: Path, sources: Simulat
     load_sources(settings)
     before = parquet_files(settings)
     assert settings.lake is not None
-    shutil.rmtree(settings.lake / ".dlt_pipelines")
+    shutil.rmtree(settings.pipelines_dir)
     again = load_sources(settings)
     assert sum(m.rows_loaded for m in again) == 0
     assert parquet_files(settings) == before

@@ -128,7 +128,7 @@ def test_kill_9_mid_batch_then_restart_loads_every_message_exactly_once(
     settings = settings_for(tmp_path)
     publish(broker, TOPIC, sim.messages)
     env = env_for(settings, SHOP_KAFKA_BOOTSTRAP_SERVERS=broker)
-    packages = settings.warehouse.parent / ".dlt_pipelines" / "stream" / "load" / "normalized"
+    packages = settings.pipelines_dir / "stream" / "load" / "normalized"
     # kills at different points of a batch: while reading (right after a load), a little later, and while
     # a package is normalized but not loaded yet (rows and offsets written locally, not in the warehouse)
     for kill, point in enumerate(("read", 0.15, "package")):
