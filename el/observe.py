@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from el import lineage, prom
@@ -107,13 +106,8 @@ def edr_monitor(settings: Settings, full_mode: bool) -> bool:
     from el.dbt import DbtRunner
     from el.mode import detect
 
-    root = settings.project_root
-    runner = DbtRunner(settings, detect(root))
-    edr = Path(sys.executable).with_name("edr")
-    command = [str(edr), "monitor", "--slack-webhook", url, "--project-dir", str(runner.project_dir)]
-    command += ["--profiles-dir", str(root), "--config-dir", str(root / ".edr")]
     try:
-        done = subprocess.run(command, env=runner.env(), check=False, timeout=900)
+        done = DbtRunner(settings, detect(settings.project_root)).edr("monitor", "--slack-webhook", url, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as exc:
         _say(f"warning: edr monitor failed: {exc}")
         return False

@@ -12,8 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -213,18 +211,11 @@ class PipelineRun:
         not_ready = edr_not_ready()
         if not_ready:
             raise StepSkippedError(not_ready)
-        edr = Path(sys.executable).with_name("edr")
-        root = self.settings.project_root
-        common = ["--project-dir", str(self.dbt.project_dir), "--profiles-dir", str(root)]
-        common += ["--config-dir", str(root / ".edr")]  # no usage tracking
         # freshness results need no `edr run-operation upload-source-freshness`: Elementary's
         # on-run-end hook already uploaded them during `dbt source freshness`
-        env = self.dbt.env()
         path = report_path(self.settings)
         path.parent.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            [str(edr), "report", "--file-path", str(path), "--open-browser", "false", *common], env=env, check=False
-        )
+        done = self.dbt.edr("report", "--file-path", str(path), "--open-browser", "false")
         if done.returncode != 0 or not path.exists():
             raise StepFailedError(f"edr report exited {done.returncode}; no report written")
         return f"report at {path}"

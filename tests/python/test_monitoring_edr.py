@@ -36,11 +36,14 @@ def test_a_failing_dbt_test_reaches_the_webhook_through_edr_monitor(tmp_path: Pa
     failing.write_text("-- fails on purpose: the alert under test\nselect 1 as id\n")
     settings = replace(settings_for(tmp_path), project_root=project)
     Simulator(settings.sources_root, SimConfig(scale=3)).advance(1)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
     with webhook_receiver() as (hook, received), demo_events_url(settings) as events:
         done = subprocess.run(
             [sys.executable, "-m", "el.cli", "run", "--run-id", "edr-alert-1"],
             capture_output=True,
             text=True,
+            cwd=cwd,
             env=env_for(
                 settings, PYTHONPATH=str(PROJECT_ROOT), SHOP_EVENTS_URL=events or "", SHOP_ALERT_WEBHOOK_URL=hook
             ),
@@ -53,3 +56,11 @@ def test_a_failing_dbt_test_reaches_the_webhook_through_edr_monitor(tmp_path: Pa
     assert steps["dbt build"] == "failed" and steps["load"] == "ok", steps
     alerts = [json.dumps(body) for body in received]
     assert any(FAILING_TEST in text for text in alerts), f"no alert names {FAILING_TEST}: {alerts[:3]}\n{output}"
+    # edr's internal dbt project kept its artifacts apart: target/ still holds this project's manifest and
+    # run results (the next run parses partially), edr's own files are in target/edr, none in the cwd
+    target = settings.target_dir
+    assert json.loads((target / "manifest.json").read_text())["metadata"]["project_name"] == "shop"
+    ours = json.loads((target / "run_results.json").read_text())["results"]
+    assert any(result["unique_id"].startswith("model.shop.") for result in ours)
+    assert (target / "edr" / "dbt" / "manifest.json").exists() and (target / "edr" / "edr.log").exists()
+    assert not (cwd / "edr_target").exists()
