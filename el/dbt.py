@@ -128,9 +128,10 @@ class DbtRunner:
 
     def edr(self, command: str, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run `edr <command> <args>` on this project (its output to the terminal). edr runs dbt in an
-        internal project of its own; that project's artifacts and dbt log, and edr's own files, go to
-        target/edr/ and logs/edr/, and edr runs in target/edr/ (it makes an `edr_target` folder in its
-        working directory whatever --target-path says). With this project's DBT_TARGET_PATH they overwrote
+        internal project of its own; that project's artifacts go to target/edr/dbt/, edr's own files and
+        its dbt log (edr sets DBT_LOG_PATH to --target-path itself) to target/edr/, and edr runs in
+        target/edr/ (it makes an empty `edr_target` folder in its working directory whatever --target-path
+        says; seen in the edr monitor test). With this project's DBT_TARGET_PATH they overwrote
         target/manifest.json, run_results.json and the partial-parse file (the next dbt run re-parsed
         everything)."""
         root = self.settings.project_root
@@ -140,7 +141,7 @@ class DbtRunner:
         argv = [str(edr), command, *args, "--project-dir", str(self.project_dir), "--profiles-dir", str(root)]
         argv += ["--config-dir", str(root / ".edr"), "--target-path", str(target)]  # .edr: no usage tracking
         env = self.env()
-        env.update({"DBT_TARGET_PATH": str(target / "dbt"), "DBT_LOG_PATH": str(self.settings.log_dir / "edr")})
+        env["DBT_TARGET_PATH"] = str(target / "dbt")
         return subprocess.run(argv, env=env, cwd=target, check=False, timeout=timeout)
 
     def run(
