@@ -107,6 +107,23 @@ def edr_not_ready() -> str | None:
     )
 
 
+def elementary_not_built(settings: Settings) -> str | None:
+    """None when the warehouse holds Elementary's results table (its models are built by the first
+    full-mode `dbt build`, and edr reads them); else one line saying why the report has nothing to show.
+    A Spark warehouse is not checked here (its tables are in Spark's catalog, not in the control file)."""
+    warehouse = settings.warehouse_db
+    if warehouse.engine == "spark":
+        return None
+    if warehouse.engine == "duckdb" and not warehouse.path.exists():
+        return "the warehouse does not exist yet"
+    rows = warehouse.fetch(
+        "select count(*) as tables from information_schema.tables where table_name = 'elementary_test_results'"
+    )
+    if rows[0]["tables"]:
+        return None
+    return "no Elementary results in the warehouse yet: no dbt build has created Elementary's models"
+
+
 def report_path(settings: Settings) -> Path:
     return settings.target_dir / "elementary" / "elementary_report.html"
 
@@ -208,7 +225,7 @@ class PipelineRun:
             batch.close()
 
     def report(self) -> str:
-        not_ready = edr_not_ready()
+        not_ready = edr_not_ready() or elementary_not_built(self.settings)
         if not_ready:
             raise StepSkippedError(not_ready)
         # freshness results need no `edr run-operation upload-source-freshness`: Elementary's

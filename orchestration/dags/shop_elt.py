@@ -153,7 +153,8 @@ with DAG(
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def elementary_report(**context) -> str:
-        """The Elementary report in full mode; in core mode the task ends `skipped`, its log saying why."""
+        """The Elementary report in full mode; in core mode, or before any dbt build made Elementary's
+        tables, the task ends `skipped`, its log saying why."""
         result = task_run(context).report()
         if result.status == "skipped":
             raise AirflowSkipException(f"elementary report skipped: {result.detail}")

@@ -13,7 +13,7 @@ import pytest
 from el.dbt import DbtRunner
 from el.lock import exclusive
 from el.mode import Mode, detect
-from el.pipeline import PipelineRun, RunOptions, report_path
+from el.pipeline import EDR_PACKAGES, PipelineRun, RunOptions, elementary_not_built, report_path
 from shopsim import SimConfig, Simulator
 from tests.python.el_helpers import demo_events_url, env_for, settings_for, wh
 
@@ -115,6 +115,31 @@ def test_report_is_skipped_in_one_line_when_edr_packages_are_missing_offline(
     assert "dbt_utils, elementary" in result.detail and "dbt deps" in result.detail
     assert str(tmp_path / "empty") in result.detail and "\n" not in result.detail
     assert not report_path(settings).exists() and str(report_path(settings)) not in result.detail
+
+
+def test_report_is_skipped_in_one_line_while_no_build_has_made_elementarys_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that failed before any dbt build (the Airflow report task runs anyway, ALL_DONE) has no
+    Elementary results to report: the step is skipped saying so (edr failed on the missing table). Once the
+    table exists, nothing stops the step before edr."""
+    settings = settings_for(tmp_path)
+    packages = tmp_path / "edr_packages"  # edr's own packages present, so only the warehouse decides
+    for name in EDR_PACKAGES:
+        (packages / name).mkdir(parents=True)
+        (packages / name / "dbt_project.yml").write_text(f"name: {name}\n")
+    monkeypatch.setenv("SHOP_EDR_PACKAGES_DIR", str(packages))
+    run = PipelineRun(settings, Mode("full"), "edr-2", RunOptions())
+    assert run.step("elementary report", run.report).detail == "the warehouse does not exist yet"
+    settings.warehouse.parent.mkdir(parents=True)
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute("create schema main_staging; create table main_staging.stg_shop__orders (order_id integer)")
+    result = run.step("elementary report", run.report)
+    assert result.status == "skipped" and "\n" not in result.detail
+    assert result.detail.startswith("no Elementary results in the warehouse yet"), result.detail
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute("create schema main_elementary; create table main_elementary.elementary_test_results (id text)")
+    assert elementary_not_built(settings) is None
 
 
 def test_build_and_freshness_run_in_one_dbt_process_each_step_on_its_own(tmp_path: Path) -> None:
