@@ -14,6 +14,11 @@ from pathlib import Path
 import yaml
 
 FULL_MODE_VAR = "full_mode"
+# dbt_project.yml disables the elementary package (and our YAML its tests) on a spark target, in either mode
+ELEMENTARY_OFF_ON_SPARK = (
+    "Elementary is off on Spark: its models and hooks need MERGE or DELETE (Delta, Iceberg or Hudi), "
+    "which plain parquet tables lack"
+)
 
 
 @dataclass(frozen=True)

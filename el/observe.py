@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from el import lineage, prom
 from el.alerts import webhook_url
 from el.metrics import LoadMetric
+from el.mode import ELEMENTARY_OFF_ON_SPARK
 from el.settings import Settings
 from el.warehouse import MissingTableError
 
@@ -98,6 +99,9 @@ def edr_monitor(settings: Settings, full_mode: bool) -> bool:
     SHOP_ALERT_WEBHOOK_URL webhook. Core mode has no Elementary package: said, skipped."""
     if not full_mode:
         print("el: elementary alerts skipped - core mode: Elementary package not installed", flush=True)
+        return False
+    if settings.engine == "spark":
+        print(f"el: elementary alerts skipped - {ELEMENTARY_OFF_ON_SPARK}", flush=True)
         return False
     url = webhook_url()
     if not url:

@@ -25,7 +25,7 @@ from el.dbt import DbtRunner
 from el.dbt_batch import DbtBatch
 from el.load import LoadError, run_load
 from el.lock import AlreadyRunningError, exclusive
-from el.mode import Mode
+from el.mode import ELEMENTARY_OFF_ON_SPARK, Mode
 from el.settings import Settings
 from el.warehouse import WarehouseError
 
@@ -110,10 +110,10 @@ def edr_not_ready() -> str | None:
 def elementary_not_built(settings: Settings) -> str | None:
     """None when the warehouse holds Elementary's results table (its models are built by the first
     full-mode `dbt build`, and edr reads them); else one line saying why the report has nothing to show.
-    A Spark warehouse is not checked here (its tables are in Spark's catalog, not in the control file)."""
+    On Spark the elementary package is disabled (dbt_project.yml), so there is never anything to read."""
     warehouse = settings.warehouse_db
     if warehouse.engine == "spark":
-        return None
+        return ELEMENTARY_OFF_ON_SPARK
     if warehouse.engine == "duckdb" and not warehouse.path.exists():
         return "the warehouse does not exist yet"
     rows = warehouse.fetch(
@@ -122,6 +122,9 @@ def elementary_not_built(settings: Settings) -> str | None:
     if rows[0]["tables"]:
         return None
     return "no Elementary results in the warehouse yet: no dbt build has created Elementary's models"
+
+
+CORE_REPORT_SKIP = "core mode: Elementary package not installed"
 
 
 def report_path(settings: Settings) -> Path:
@@ -251,7 +254,7 @@ class PipelineRun:
                 if self.mode.full:
                     self.step("elementary report", self.report)
                 else:
-                    self.skip("elementary report", "core mode: Elementary package not installed")
+                    self.skip("elementary report", CORE_REPORT_SKIP)
             self.record()
             observe.run_done(self.settings, self.run_id, started, self.mode.full)  # metrics, lineage, edr alerts
         return self.results

@@ -12,6 +12,7 @@ with the reason when either is missing.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import time
@@ -22,7 +23,8 @@ import duckdb
 import pytest
 
 from el.dbt import DbtRunner
-from el.mode import detect
+from el.mode import ELEMENTARY_OFF_ON_SPARK, detect
+from el.pipeline import CORE_REPORT_SKIP, report_path
 from shopsim import SimConfig, Simulator
 from tests.python.el_helpers import BATCH_MARTS, load_sources, settings_for
 from tests.python.test_engines import (
@@ -147,8 +149,16 @@ def test_el_run_on_spark_builds_the_same_marts_as_duckdb_and_incremental_equals_
                 f"select step, status from el_meta.pipeline_runs where run_id = 'spark-{DAYS - 1}'"
             ).fetchall()
         )
+        report_skipped = control.execute(
+            f"select detail from el_meta.pipeline_runs where run_id = 'spark-{DAYS - 1}' and step = 'elementary report'"
+        ).fetchall()
     assert runs == [(f"spark-{day}", "ok") for day in range(DAYS)]
     assert steps["dbt build"] == "ok" and steps["source freshness"] == "ok", steps
+    # Elementary is off on Spark in either mode (dbt_project.yml); full mode still runs dbt-expectations (below)
+    full_mode = detect(on_spark.project_root).full
+    assert steps["elementary report"] == "skipped", steps
+    assert report_skipped == [(ELEMENTARY_OFF_ON_SPARK if full_mode else CORE_REPORT_SKIP,)]
+    assert not report_path(on_spark).exists()
     # the lake as dlt's filesystem destination lays it out: <lake>/<dataset>/<table>/<load file>.parquet
     landed = {p.relative_to(lake).parts[:2] for p in lake.rglob("*.parquet")}
     assert {len(p.relative_to(lake).parts) for p in lake.rglob("*.parquet")} == {3}
@@ -174,6 +184,10 @@ def test_el_run_on_spark_builds_the_same_marts_as_duckdb_and_incremental_equals_
     assert full.returncode == 0, full.stdout[-4000:]
     print(f"Spark --full-refresh build: {time.perf_counter() - clock:.0f}s")
     rebuilt = spark_marts(spark_dir)
+    results = json.loads((on_spark.target_dir / "run_results.json").read_text())["results"]
+    expectations = [r["status"] for r in results if r["unique_id"].startswith("test.shop.dbt_expectations_")]
+    assert bool(expectations) == full_mode and set(expectations) <= {"pass", "warn"}, expectations
+    assert not [r for r in results if ".elementary" in r["unique_id"] or "test.shop.elementary_" in r["unique_id"]]
     for mart in BATCH_MARTS:
         assert incremental[mart] == rebuilt[mart], f"{mart}: incremental differs from --full-refresh on Spark"
     assert spark_leftovers(project_root) == set()
