@@ -235,7 +235,7 @@ def fixed_cost(url: str) -> None:
     from el.sources.shop_db import shop_resources
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(Path.cwd(), Path(tmp) / "w.duckdb", Path(tmp) / "src")
+        settings = Settings.under(Path(__file__).resolve().parents[1], Path(tmp))
         loader = Loader(settings, "bench", progress="log")
         for attempt in ("full", "nothing new", "nothing new"):
             start = time.perf_counter()
@@ -267,6 +267,8 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     chosen = [c for c in CONTENDERS + ANATOMY if c in args.contenders.split(",")]
     if "copy" not in chosen:
         chosen.insert(0, "copy")

@@ -57,7 +57,7 @@ def project_loader(url: str, workdir: Path) -> int:
     from el.settings import Settings
     from el.sources.shop_db import shop_resources
 
-    settings = Settings(Path.cwd(), workdir / "w.duckdb", workdir / "src")
+    settings = Settings.under(Path(__file__).resolve().parents[1], workdir)
     loader = Loader(settings, "bench", progress="log")
     (resource_,) = shop_resources(url, dt.datetime.now(dt.UTC), 0, tables=("order_items",))
     return loader.run("shop_db", "order_items", resource_).rows_loaded

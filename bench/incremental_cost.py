@@ -23,6 +23,9 @@ The daily run after EL is what `el run` does then: `dbt build` and `dbt source f
 same code (PipelineRun.dbt_steps, on this selection and the events source), timed both ways side by side
 on the same loaded warehouse (restored from a copy before each): two dbt processes (before) and one
 (el.dbt_batch, `el run` now), `--rounds` times each, alternating which goes first. Not part of the test suite.
+
+`--lookback-days N` passes `lookback_days` to every dbt command of the bench (history builds, daily runs, full
+refresh; default: the project's, 3) to measure what staging's lookback re-read costs.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -194,6 +198,16 @@ def events_api_process(settings: Settings) -> Iterator[None]:
         server.wait()
 
 
+@dataclass(frozen=True)
+class BenchOptions(RunOptions):
+    """`el run`'s options, plus the bench's dbt vars (`--lookback-days`)."""
+
+    extra_vars: tuple[tuple[str, object], ...] = ()
+
+    def dbt_vars(self) -> dict[str, object]:
+        return {**super().dbt_vars(), **dict(self.extra_vars)}
+
+
 class DailyRun(PipelineRun):
     """`el run`'s dbt steps on the benchmark's selection (only the events source is filled)."""
 
@@ -204,14 +218,17 @@ class DailyRun(PipelineRun):
         return [*super().freshness_args(), "--select", "source:events"]
 
 
-def daily_runs(settings: Settings, mode: Mode, loaded: Path, rounds: int) -> dict[str, list[tuple[float, ...]]]:
+def daily_runs(
+    settings: Settings, mode: Mode, loaded: Path, rounds: int, dbt_vars: dict[str, object]
+) -> dict[str, list[tuple[float, ...]]]:
     """(total, build, freshness) seconds of each way's daily run, each on the warehouse as `loaded` is."""
     times: dict[str, list[tuple[float, ...]]] = {"two processes": [], "one process": []}
     for index in range(rounds):
         ways = [False, True] if index % 2 == 0 else [True, False]
         for one_process in ways:
             shutil.copyfile(loaded, settings.warehouse)
-            run = DailyRun(settings, mode, f"bench-{index}-{int(one_process)}", RunOptions(quiet=True))
+            options = BenchOptions(quiet=True, extra_vars=tuple(dbt_vars.items()))
+            run = DailyRun(settings, mode, f"bench-{index}-{int(one_process)}", options)
             start = time.perf_counter()
             run.dbt_steps(one_process=one_process)
             total = time.perf_counter() - start
@@ -246,9 +263,11 @@ def node_split(settings: Settings, top: int = 0) -> dict[str, float]:
     return split
 
 
-def timed(runner: DbtRunner, args: list[str], top: int = 0) -> tuple[float, dict[str, float]]:
+def timed(
+    runner: DbtRunner, args: list[str], dbt_vars: dict[str, object], top: int = 0
+) -> tuple[float, dict[str, float]]:
     start = time.perf_counter()
-    done = runner.run(args, capture=True)
+    done = runner.run(args, dbt_vars, capture=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(done.stdout[-3000:])
@@ -272,7 +291,11 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="build in this (empty) folder and keep it, to inspect")
     parser.add_argument("--rounds", type=int, default=3, help="daily runs of each way (default 3)")
     parser.add_argument("--el-rounds", type=int, default=1, help="EL runs of the new day (default 1)")
+    parser.add_argument("--lookback-days", type=int, help="lookback_days of every dbt command")
     args = parser.parse_args()
+    if args.rounds < 1 or args.el_rounds < 1:
+        parser.error("--rounds and --el-rounds must be at least 1")
+    dbt_vars: dict[str, object] = {} if args.lookback_days is None else {"lookback_days": args.lookback_days}
     root = Path(__file__).resolve().parents[1]
     for rows in args.events or [1_000_000]:
         users = rows // EVENTS_PER_USER
@@ -290,13 +313,13 @@ def main() -> None:
             with duckdb.connect(str(settings.warehouse)) as conn:
                 conn.execute(FILL.format(history=HISTORY.format(start=0, stop=split, **history), base=BASE))
             parse_start = time.perf_counter()
-            runner.run(["parse"], capture=True)
+            runner.run(["parse"], dbt_vars, capture=True)
             parse = time.perf_counter() - parse_start
             build = ["build", "--select", *SELECTION]
-            timed(runner, build)  # the history but its last days, built at once
+            timed(runner, build, dbt_vars)  # the history but its last days, built at once
             with duckdb.connect(str(settings.warehouse)) as conn:
                 conn.execute(f"insert into raw_events.events {HISTORY.format(start=split, stop=rows, **history)}")
-            timed(runner, build)  # its last days, built incrementally
+            timed(runner, build, dbt_vars)  # its last days, built incrementally
             serve_day_before(settings, rows)
             with events_api_process(settings):
                 run_load(settings, ["events_api"])  # the pipeline's earlier loads (its state and schema)
@@ -309,7 +332,7 @@ def main() -> None:
             el_median = statistics.median(el)
             loaded = tmp / "loaded.duckdb"  # the warehouse after EL, before the daily run
             shutil.copyfile(settings.warehouse, loaded)
-            daily = daily_runs(settings, mode, loaded, args.rounds)
+            daily = daily_runs(settings, mode, loaded, args.rounds, dbt_vars)
             print_daily(rows, daily)
             loaded.unlink()
             incremental = statistics.median(run[1] for run in daily["one process"])
@@ -317,12 +340,12 @@ def main() -> None:
             inc_split = node_split(settings, top=6)
             one = statistics.median(run[0] for run in daily["one process"])
             two = statistics.median(run[0] for run in daily["two processes"])
-            scoped = unique_test_times(runner)
-            whole = unique_test_times(runner, {"unique_tests_whole_table": True})
+            scoped = unique_test_times(runner, dbt_vars)
+            whole = unique_test_times(runner, {**dbt_vars, "unique_tests_whole_table": True})
             for name, seconds in scoped.items():
                 print(f"    {name}: scoped {seconds:.2f}s, whole table {whole[name]:.2f}s", flush=True)
             print(f"{rows:,} events - slowest nodes of the full refresh:")
-            full, full_split = timed(runner, [*build, "--full-refresh"], top=6)
+            full, full_split = timed(runner, [*build, "--full-refresh"], dbt_vars, top=6)
             print(
                 f"{rows:>11,} events, 1% new: EL {el_median:.1f}s (median; {metrics[-1].rows_loaded:,} rows) | "
                 f"incremental build {incremental:.1f}s (median, one process; models {inc_split['models']:.1f}s, "
@@ -331,7 +354,7 @@ def main() -> None:
                 f"with EL {(el_median + incremental) / (el_median + full):.2f} | "
                 f"daily run (build + freshness, median) {two:.1f}s two processes, {one:.1f}s one | "
                 f"EL + daily run / full refresh {(el_median + two) / full:.2f} two processes, "
-                f"{(el_median + one) / full:.2f} one | dbt parse {parse:.1f}s",
+                f"{(el_median + one) / full:.2f} one | dbt parse {parse:.1f}s | vars {dbt_vars or 'project defaults'}",
                 flush=True,
             )
 

@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="commands over the unchanged lake (default 3)")
     parser.add_argument("--keep", type=Path, help="work in this (empty) folder and keep it, to inspect")
     args = parser.parse_args()
+    if args.rounds < 1 or args.days < 1:
+        parser.error("--rounds and --days must be at least 1")
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or Path(scratch)

@@ -222,7 +222,7 @@ class Loader:
             pipeline_name=source,
             destination=self.settings.warehouse_db.destination(),
             dataset_name=DATASETS[source],
-            pipelines_dir=str(self.pipelines_dir),
+            pipelines_dir=str(self.settings.pipelines_dir),
             progress=self.progress,  # type: ignore[arg-type]
         )
 
@@ -232,18 +232,13 @@ class Loader:
         for this warehouse (`claim_pipeline_folder`) before dlt opens it. The warehouse lock does not cover
         the folder when two warehouses share a SHOP_WAREHOUSE folder: setting packages aside must never
         touch another process's extract under way (refused: AlreadyRunningError)."""
-        working = self.pipelines_dir / source
+        working = self.settings.pipelines_dir / source
         with file_lock(working, what):
             claim_pipeline_folder(working, self.settings.warehouse_db)
             try:
                 yield self.pipeline(source)
             finally:  # dlt wipes the folder when it starts a state afresh (a new or empty warehouse)
                 claim_pipeline_folder(working, self.settings.warehouse_db)
-
-    @property
-    def pipelines_dir(self) -> Path:
-        # the folder of each pipeline records the warehouse its state belongs to (claim_pipeline_folder)
-        return self.settings.pipelines_dir
 
     def run(self, source: str, table: str, data: Any) -> LoadMetric:
         with self.locked_pipeline(source, f"el load {source} {self.run_id}") as pipeline:
