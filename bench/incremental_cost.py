@@ -295,6 +295,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1 or args.el_rounds < 1:
         parser.error("--rounds and --el-rounds must be at least 1")
+    if args.lookback_days is not None and args.lookback_days < 0:
+        parser.error("--lookback-days must be 0 or more")
     dbt_vars: dict[str, object] = {} if args.lookback_days is None else {"lookback_days": args.lookback_days}
     root = Path(__file__).resolve().parents[1]
     for rows in args.events or [1_000_000]:

@@ -96,7 +96,8 @@ def run_done(
 
 def edr_monitor(settings: Settings, full_mode: bool) -> bool:
     """Full mode: `edr monitor` sends Elementary's alerts (failed/warned tests, anomalies) to the
-    SHOP_ALERT_WEBHOOK_URL webhook. Core mode has no Elementary package: said, skipped."""
+    SHOP_ALERT_WEBHOOK_URL webhook. Core mode has no Elementary package, and on Spark it is off
+    (dbt_project.yml): said, skipped."""
     if not full_mode:
         print("el: elementary alerts skipped - core mode: Elementary package not installed", flush=True)
         return False

@@ -228,6 +228,8 @@ class PipelineRun:
             batch.close()
 
     def report(self) -> str:
+        if self.settings.engine == "spark":  # whatever edr has (and no hub probe for nothing)
+            raise StepSkippedError(ELEMENTARY_OFF_ON_SPARK)
         not_ready = edr_not_ready() or elementary_not_built(self.settings)
         if not_ready:
             raise StepSkippedError(not_ready)
@@ -242,6 +244,8 @@ class PipelineRun:
 
     def execute(self) -> list[StepResult]:
         self.say(self.mode.summary())
+        if self.mode.full and self.settings.engine == "spark":
+            self.say(f"but {ELEMENTARY_OFF_ON_SPARK}: its tests, the report and its alerts are skipped")
         started = dt.datetime.now(dt.UTC)
         with exclusive(self.settings.warehouse_db, f"el run {self.run_id}"):
             self.begin()

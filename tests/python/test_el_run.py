@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from el import observe
 from el.dbt import DbtRunner
 from el.lock import exclusive
-from el.mode import Mode, detect
+from el.mode import ELEMENTARY_OFF_ON_SPARK, Mode, detect
 from el.pipeline import EDR_PACKAGES, PipelineRun, RunOptions, elementary_not_built, report_path
 from shopsim import SimConfig, Simulator
 from tests.python.el_helpers import demo_events_url, env_for, settings_for, wh
@@ -115,6 +117,23 @@ def test_report_is_skipped_in_one_line_when_edr_packages_are_missing_offline(
     assert "dbt_utils, elementary" in result.detail and "dbt deps" in result.detail
     assert str(tmp_path / "empty") in result.detail and "\n" not in result.detail
     assert not report_path(settings).exists() and str(report_path(settings)) not in result.detail
+
+
+def test_report_and_alerts_are_skipped_on_spark_even_in_full_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Elementary is off on a spark target (dbt_project.yml): the report step says so, not what edr lacks
+    (its packages are missing and the hub unreachable here), and `edr monitor` is not started."""
+    settings = replace(settings_for(tmp_path), target="spark", lake=tmp_path / "lake")
+    monkeypatch.setenv("SHOP_EDR_PACKAGES_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("SHOP_DBT_HUB_URL", "http://127.0.0.1:1")  # unreachable
+    monkeypatch.setenv("SHOP_ALERT_WEBHOOK_URL", "http://127.0.0.1:1/hook")
+    run = PipelineRun(settings, Mode("full"), "edr-spark", RunOptions())
+    result = run.step("elementary report", run.report)
+    assert (result.status, result.detail) == ("skipped", ELEMENTARY_OFF_ON_SPARK)
+    assert observe.edr_monitor(settings, full_mode=True) is False
+    assert f"elementary alerts skipped - {ELEMENTARY_OFF_ON_SPARK}" in capsys.readouterr().out
+    assert not (settings.target_dir / "edr").exists(), "edr never ran"
 
 
 def test_report_is_skipped_in_one_line_while_no_build_has_made_elementarys_tables(
