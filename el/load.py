@@ -183,20 +183,28 @@ def claim_pipeline_folder(working: Path, warehouse: Warehouse) -> None:
     name - it is dropped before dlt opens it, and dlt restores this warehouse's own state from the
     warehouse (as for a lost folder): loading from another warehouse's cursors would skip every row that
     one already has. Its packages were never committed to this warehouse (state and rows commit together),
-    so whatever they held is extracted again for the warehouse they belonged to."""
+    so whatever they held is extracted again for the warehouse they belonged to. Its `failed_packages/`
+    (copies kept for inspection, never read by el) stays: deleting them is the user's call."""
     identity = warehouse_identity(warehouse)
     owner_file = working / OWNER_FILE
     owner = owner_file.read_text().strip() if owner_file.exists() else None
     if owner == identity:
         return
     if owner is not None and working.is_dir():
+        kept = "failed_packages"
         print(
             f"el: {working.name}: the local pipeline folder {working} held the state of warehouse {owner}; "
-            f"dropped: the state of {identity} is restored from it",
+            f"dropped (but its {kept}/): the state of {identity} is restored from it",
             file=sys.stderr,
             flush=True,
         )
-        shutil.rmtree(working)
+        for child in working.iterdir():
+            if child.name in (kept, OWNER_FILE):  # the owner file goes last (rewritten below): a claim
+                continue  # killed half-way is taken up again by the next one
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
     working.mkdir(parents=True, exist_ok=True)
     owner_file.write_text(identity + "\n")
 
