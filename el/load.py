@@ -110,9 +110,16 @@ def default_progress() -> str | None:
     return "tqdm"
 
 
+def failed_packages_dir(working: Path) -> Path:
+    """Where the packages set aside from the pipeline folder `working` are kept for inspection:
+    `<pipelines dir>/failed_packages/<pipeline>/`. Not inside `working`: dlt wipes that folder whenever it
+    opens a pipeline without local state (a new or moved warehouse, a folder claimed for another one)."""
+    return working.parent / "failed_packages" / working.name
+
+
 def set_aside_failed_packages(pipeline: dlt.Pipeline, why: str) -> list[str]:
-    """Packages that failed (or were left) before the load step are copied under the pipeline's working
-    folder `failed_packages/<load_id>/` for inspection, then aborted: dlt restores the local state to
+    """Packages that failed (or were left) before the load step are copied to
+    `failed_packages_dir(...)/<load_id>/` for inspection, then aborted: dlt restores the local state to
     before them, so the next run re-extracts their data. So are the packages of an extract a killed run
     cut short, which dlt does not list. Packages already normalized stay pending and
     are retried by the next run (dlt's default: a transient load error, e.g. a locked warehouse)."""
@@ -121,14 +128,14 @@ def set_aside_failed_packages(pipeline: dlt.Pipeline, why: str) -> list[str]:
     extracted = list(pipeline.list_extracted_load_packages())
     for load_id in extracted:
         for folder in working.glob(f"normalize/*/{load_id}"):
-            shutil.copytree(folder, working / "failed_packages" / load_id, dirs_exist_ok=True)
+            shutil.copytree(folder, failed_packages_dir(working) / load_id, dirs_exist_ok=True)
     if extracted:
         pipeline.abort_packages()
     aside = [*cut_short, *extracted]
     if aside:
         print(
             f"el: {pipeline.pipeline_name}: {why}: package(s) {', '.join(aside)} moved aside to "
-            f"{working / 'failed_packages'}; their data is extracted again",
+            f"{failed_packages_dir(working)}; their data is extracted again",
             file=sys.stderr,
             flush=True,
         )
@@ -143,7 +150,7 @@ def _set_aside_cut_extracts(working: Path) -> list[str]:
     """Packages of an extract that never finished (a killed run). dlt extracts into
     normalize/<random folder>/<load_id>/ and moves a package to normalize/extracted/ only when its extract
     completes, so dlt itself neither lists nor aborts them; nothing of them was committed (the pipeline's
-    state is saved when an extract completes). Moved to failed_packages/<load_id>/ for inspection. Callers
+    state is saved when an extract completes). Moved to failed_packages_dir/<load_id>/ for inspection. Callers
     hold the pipeline folder's lock (`Loader.locked_pipeline`): no other extract of this pipeline is under way."""
     normalize = working / "normalize"
     if not normalize.is_dir():
@@ -153,7 +160,7 @@ def _set_aside_cut_extracts(working: Path) -> list[str]:
         if not folder.is_dir() or not EXTRACT_FOLDER.fullmatch(folder.name):
             continue
         for package in sorted(path for path in folder.iterdir() if path.is_dir()):
-            target = working / "failed_packages" / package.name
+            target = failed_packages_dir(working) / package.name
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():  # the same load id set aside before (a copy of an extracted package)
                 shutil.copytree(package, target, dirs_exist_ok=True)
@@ -183,24 +190,23 @@ def claim_pipeline_folder(working: Path, warehouse: Warehouse) -> None:
     name - it is dropped before dlt opens it, and dlt restores this warehouse's own state from the
     warehouse (as for a lost folder): loading from another warehouse's cursors would skip every row that
     one already has. Its packages were never committed to this warehouse (state and rows commit together),
-    so whatever they held is extracted again for the warehouse they belonged to. Its `failed_packages/`
-    (copies kept for inspection, never read by el) stays: deleting them is the user's call."""
+    so whatever they held is extracted again for the warehouse they belonged to. (The copies of packages
+    set aside are kept outside the folder, `failed_packages_dir`.)"""
     identity = warehouse_identity(warehouse)
     owner_file = working / OWNER_FILE
     owner = owner_file.read_text().strip() if owner_file.exists() else None
     if owner == identity:
         return
     if owner is not None and working.is_dir():
-        kept = "failed_packages"
         print(
             f"el: {working.name}: the local pipeline folder {working} held the state of warehouse {owner}; "
-            f"dropped (but its {kept}/): the state of {identity} is restored from it",
+            f"dropped: the state of {identity} is restored from it",
             file=sys.stderr,
             flush=True,
         )
         for child in working.iterdir():
-            if child.name in (kept, OWNER_FILE):  # the owner file goes last (rewritten below): a claim
-                continue  # killed half-way is taken up again by the next one
+            if child.name == OWNER_FILE:  # goes last (rewritten below): a claim killed half-way is redone
+                continue
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from el.dbt import DbtRunner
+from el.load import failed_packages_dir
 from el.mode import detect
 from el.settings import Settings
 from shopsim import SimConfig, Simulator
@@ -82,7 +83,7 @@ def test_kill_9_during_load_then_rerun_loses_and_doubles_nothing(
         load_sources(settings, ["events_api"])  # the rerun: lock released by the kernel, state intact
     # the rerun moved the killed extract aside (dlt itself neither lists nor removes it)
     assert _cut_short(settings) == [], "the killed extract is left in normalize/"
-    kept = _events_pipeline(settings) / "failed_packages" / killed
+    kept = failed_packages_dir(_events_pipeline(settings)) / killed
     assert any(kept.glob("new_jobs/events.*")), "kept for inspection"
     served = f"defect is null and {SERVED}"
     deliveries = src(sim.paths.events_db, f"select count(*) from events where {served}")[0][0]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from el.load import Loader
+from el.load import Loader, failed_packages_dir
 from el.sources.file_drops import spend_resource
 from shopsim import SimConfig, Simulator
 from tests.python.el_helpers import load_sources, settings_for, wh
@@ -34,7 +35,12 @@ def test_package_that_cannot_be_normalized_is_set_aside_and_the_run_loads_everyt
     # on main this package failed every later run in normalize ("pending package")
     metrics = load_sources(settings, ["marketing_files"])
     assert [m.status for m in metrics] == ["ok"]
-    assert (working / "failed_packages" / load_id).is_dir(), "kept for inspection"
+    assert (failed_packages_dir(working) / load_id).is_dir(), "kept for inspection"
+    # another warehouse in the same folder takes the pipeline folder over (dlt wipes it: no local state of
+    # that warehouse): the copy kept for inspection is outside and stays
+    other = replace(settings, warehouse=settings.warehouse.with_name("other.duckdb"))
+    assert [m.status for m in load_sources(other, ["marketing_files"])] == ["ok"]
+    assert (failed_packages_dir(working) / load_id).is_dir(), "still kept after a switch of warehouse"
     assert list(pipeline.list_extracted_load_packages()) == []
     assert wh(settings, "select count(*), count(distinct (_file_name, _file_line)) from raw_marketing.spend") == [
         (lines, lines)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from el.load import OWNER_FILE, claim_pipeline_folder, warehouse_identity
+from el.load import OWNER_FILE, Loader, failed_packages_dir, warehouse_identity
 from el.lock import exclusive
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
@@ -143,20 +143,23 @@ def test_two_warehouses_in_one_folder_each_load_every_row_from_their_own_cursors
     assert fit > 0
 
 
-def test_claiming_another_warehouses_pipeline_folder_drops_its_state_but_keeps_failed_packages(
+def test_claiming_another_warehouses_pipeline_folder_drops_its_state_but_not_the_failed_packages_kept(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The copies under failed_packages/ are there for a person to inspect; a switch of warehouse drops the
-    other warehouse's state and packages, never those copies."""
+    """The copies of packages set aside are there for a person to inspect: a switch of warehouse drops the
+    other warehouse's state and packages, and dlt then wipes the folder it opens without local state; the
+    copies live outside that folder and survive both."""
     settings = settings_for(tmp_path)
     working = settings.pipelines_dir / "events_api"
     (working / "normalize" / "extracted" / "123").mkdir(parents=True)
     (working / "state.json").write_text("{}")
-    (working / "failed_packages" / "456").mkdir(parents=True)
-    (working / "failed_packages" / "456" / "events.parquet").write_text("kept")
+    kept = failed_packages_dir(working) / "456" / "new_jobs" / "events.parquet"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("kept")
     (working / OWNER_FILE).write_text("duckdb:/elsewhere/other.duckdb\n")
-    claim_pipeline_folder(working, settings.warehouse_db)
-    left = sorted(str(p.relative_to(working)) for p in working.rglob("*"))
-    assert left == sorted([OWNER_FILE, "failed_packages", "failed_packages/456", "failed_packages/456/events.parquet"])
+    with Loader(settings, "claim").locked_pipeline("events_api", "test claim") as pipeline:
+        assert Path(pipeline.working_dir) == working
+    assert not (working / "normalize" / "extracted" / "123").exists()
     assert (working / OWNER_FILE).read_text().strip() == warehouse_identity(settings.warehouse_db)
-    assert "held the state of warehouse duckdb:/elsewhere/other.duckdb" in capsys.readouterr().err
+    assert kept.read_text() == "kept"
+    assert "held the state of warehouse duckdb:/elsewhere/other.duckdb; dropped" in capsys.readouterr().err
