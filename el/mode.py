@@ -14,11 +14,22 @@ from pathlib import Path
 import yaml
 
 FULL_MODE_VAR = "full_mode"
+ELEMENTARY_OFF_IN_CORE_MODE = "core mode: Elementary package not installed"
 # dbt_project.yml disables the elementary package (and our YAML its tests) on a spark target, in either mode
 ELEMENTARY_OFF_ON_SPARK = (
     "Elementary is off on Spark: its models and hooks need MERGE or DELETE (Delta, Iceberg or Hudi), "
     "which plain parquet tables lack"
 )
+
+
+def elementary_off(full_mode: bool, engine: str) -> str | None:
+    """Why the Elementary package has nothing for edr (report, alerts) here, or None: core mode has no
+    package, and on a spark target dbt_project.yml disables it."""
+    if not full_mode:
+        return ELEMENTARY_OFF_IN_CORE_MODE
+    if engine == "spark":
+        return ELEMENTARY_OFF_ON_SPARK
+    return None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from el import lineage, prom
 from el.alerts import webhook_url
 from el.metrics import LoadMetric
-from el.mode import ELEMENTARY_OFF_ON_SPARK
+from el.mode import elementary_off
 from el.settings import Settings
 from el.warehouse import MissingTableError
 
@@ -98,11 +98,9 @@ def edr_monitor(settings: Settings, full_mode: bool) -> bool:
     """Full mode: `edr monitor` sends Elementary's alerts (failed/warned tests, anomalies) to the
     SHOP_ALERT_WEBHOOK_URL webhook. Core mode has no Elementary package, and on Spark it is off
     (dbt_project.yml): said, skipped."""
-    if not full_mode:
-        print("el: elementary alerts skipped - core mode: Elementary package not installed", flush=True)
-        return False
-    if settings.engine == "spark":
-        print(f"el: elementary alerts skipped - {ELEMENTARY_OFF_ON_SPARK}", flush=True)
+    off = elementary_off(full_mode, settings.engine)
+    if off:
+        print(f"el: elementary alerts skipped - {off}", flush=True)
         return False
     url = webhook_url()
     if not url:

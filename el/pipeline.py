@@ -25,7 +25,7 @@ from el.dbt import DbtRunner
 from el.dbt_batch import DbtBatch
 from el.load import LoadError, run_load
 from el.lock import AlreadyRunningError, exclusive
-from el.mode import ELEMENTARY_OFF_ON_SPARK, Mode
+from el.mode import ELEMENTARY_OFF_IN_CORE_MODE, Mode, elementary_off
 from el.settings import Settings
 from el.warehouse import WarehouseError
 
@@ -110,10 +110,8 @@ def edr_not_ready() -> str | None:
 def elementary_not_built(settings: Settings) -> str | None:
     """None when the warehouse holds Elementary's results table (its models are built by the first
     full-mode `dbt build`, and edr reads them); else one line saying why the report has nothing to show.
-    On Spark the elementary package is disabled (dbt_project.yml), so there is never anything to read."""
+    A DuckDB or PostgreSQL warehouse (on Spark the package is off: `elementary_off`)."""
     warehouse = settings.warehouse_db
-    if warehouse.engine == "spark":
-        return ELEMENTARY_OFF_ON_SPARK
     if warehouse.engine == "duckdb" and not warehouse.path.exists():
         return "the warehouse does not exist yet"
     rows = warehouse.fetch(
@@ -122,9 +120,6 @@ def elementary_not_built(settings: Settings) -> str | None:
     if rows[0]["tables"]:
         return None
     return "no Elementary results in the warehouse yet: no dbt build has created Elementary's models"
-
-
-CORE_REPORT_SKIP = "core mode: Elementary package not installed"
 
 
 def report_path(settings: Settings) -> Path:
@@ -228,9 +223,9 @@ class PipelineRun:
             batch.close()
 
     def report(self) -> str:
-        if self.settings.engine == "spark":  # whatever edr has (and no hub probe for nothing)
-            raise StepSkippedError(ELEMENTARY_OFF_ON_SPARK)
-        not_ready = edr_not_ready() or elementary_not_built(self.settings)
+        # Elementary off first: on Spark whatever edr has (and no hub probe for nothing)
+        off = elementary_off(self.mode.full, self.settings.engine)
+        not_ready = off or edr_not_ready() or elementary_not_built(self.settings)
         if not_ready:
             raise StepSkippedError(not_ready)
         # freshness results need no `edr run-operation upload-source-freshness`: Elementary's
@@ -244,8 +239,9 @@ class PipelineRun:
 
     def execute(self) -> list[StepResult]:
         self.say(self.mode.summary())
-        if self.mode.full and self.settings.engine == "spark":
-            self.say(f"but {ELEMENTARY_OFF_ON_SPARK}: its tests, the report and its alerts are skipped")
+        off = elementary_off(self.mode.full, self.settings.engine)
+        if self.mode.full and off:  # on Spark
+            self.say(f"but {off}: its tests, the report and its alerts are skipped")
         started = dt.datetime.now(dt.UTC)
         with exclusive(self.settings.warehouse_db, f"el run {self.run_id}"):
             self.begin()
@@ -258,7 +254,7 @@ class PipelineRun:
                 if self.mode.full:
                     self.step("elementary report", self.report)
                 else:
-                    self.skip("elementary report", CORE_REPORT_SKIP)
+                    self.skip("elementary report", ELEMENTARY_OFF_IN_CORE_MODE)
             self.record()
             observe.run_done(self.settings, self.run_id, started, self.mode.full)  # metrics, lineage, edr alerts
         return self.results

@@ -23,8 +23,8 @@ import duckdb
 import pytest
 
 from el.dbt import DbtRunner
-from el.mode import ELEMENTARY_OFF_ON_SPARK, detect
-from el.pipeline import CORE_REPORT_SKIP, report_path
+from el.mode import ELEMENTARY_OFF_IN_CORE_MODE, ELEMENTARY_OFF_ON_SPARK, detect
+from el.pipeline import report_path
 from shopsim import SimConfig, Simulator
 from tests.python.el_helpers import BATCH_MARTS, load_sources, settings_for
 from tests.python.test_engines import (
@@ -157,7 +157,7 @@ def test_el_run_on_spark_builds_the_same_marts_as_duckdb_and_incremental_equals_
     # Elementary is off on Spark in either mode (dbt_project.yml); full mode still runs dbt-expectations (below)
     full_mode = detect(on_spark.project_root).full
     assert steps["elementary report"] == "skipped", steps
-    assert report_skipped == [(ELEMENTARY_OFF_ON_SPARK if full_mode else CORE_REPORT_SKIP,)]
+    assert report_skipped == [(ELEMENTARY_OFF_ON_SPARK if full_mode else ELEMENTARY_OFF_IN_CORE_MODE,)]
     assert not report_path(on_spark).exists()
     # the lake as dlt's filesystem destination lays it out: <lake>/<dataset>/<table>/<load file>.parquet
     landed = {p.relative_to(lake).parts[:2] for p in lake.rglob("*.parquet")}
