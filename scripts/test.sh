@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # the Airflow tests need the airflow extra (apache-airflow + astronomer-cosmos): installed once, stamped
 scripts/bootstrap.sh airflow || echo "test: the airflow extra could not be installed; the Airflow tests will skip with the reason"
-# the Spark tests need the spark extra (dbt-spark[session] + pyspark, ~500 MB, Java 17 on the machine): same way
+# the Spark tests need the spark extra (dbt-spark[session] + pyspark, ~490 MB, Java 17 on the machine): same way
 scripts/bootstrap.sh spark || echo "test: the spark extra could not be installed; the Spark tests will skip with the reason"
 
 # the browser test drives Debian's chromium headless; install it once where we may
