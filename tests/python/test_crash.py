@@ -107,11 +107,15 @@ def test_kill_9_during_dbt_build_then_rerun_equals_full_refresh(tmp_path: Path) 
         runner.command(["build"]), cwd=settings.project_root, env=runner.env(), stdout=subprocess.PIPE, text=True
     )
     assert build.stdout is not None
+    writing = False
     for line in build.stdout:  # kill once the build is writing models
         if " OK created " in line:
+            writing = True
             break
     os.kill(build.pid, signal.SIGKILL)
     build.wait()
+    assert writing, "the build never wrote a model"
+    assert build.returncode == -signal.SIGKILL, f"the build ended by itself ({build.returncode}) before the kill"
     rerun = runner.run(["build", "--quiet"], capture=True)
     assert rerun.returncode == 0, rerun.stdout[-3000:]
     # the incremental models (and fct_orders, a table on top of them), by schema
