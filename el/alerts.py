@@ -26,11 +26,15 @@ def webhook_url() -> str | None:
     url = os.environ.get(WEBHOOK_ENV)
     if url:
         return url
-    try:
-        import dlt
+    from el.secrets import secret
 
-        return dlt.secrets.get("alerts.webhook_url", str) or None
-    except Exception:
+    class UnreadableSecretsError(Exception):
+        pass
+
+    try:
+        return secret("alerts.webhook_url", UnreadableSecretsError) or None
+    except UnreadableSecretsError as exc:  # an alert must still be printed: say why it is not sent
+        print(f"el: alerts: {exc}; no webhook", file=sys.stderr)
         return None
 
 

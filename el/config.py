@@ -6,8 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import dlt
-
+from el.secrets import secret
 from el.settings import Settings
 
 SOURCES = ("shop_db", "events_api", "marketing_files")
@@ -47,12 +46,8 @@ class SourceConfig:
 
     @classmethod
     def from_env(cls, settings: Settings) -> SourceConfig:
-        secret_url = None
-        try:
-            secret_url = dlt.secrets.get("sources.shop_db.credentials", str)
-        except Exception:
-            secret_url = None
-        url = os.environ.get("SHOP_DB_URL") or secret_url or f"sqlite:///{settings.sources_root / 'shop.sqlite'}"
+        url = os.environ.get("SHOP_DB_URL") or secret("sources.shop_db.credentials", ConfigError)
+        url = url or f"sqlite:///{settings.sources_root / 'shop.sqlite'}"
         if "://" not in url:
             raise ConfigError(f"SHOP_DB_URL={url!r} is not a database URL (e.g. postgresql://user@host/db)")
         return cls(

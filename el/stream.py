@@ -37,6 +37,7 @@ from el.load import (
 )
 from el.lock import AlreadyRunningError, exclusive
 from el.metrics import store
+from el.secrets import secret
 from el.settings import Settings
 from el.sources.kafka import (
     SCHEMA_DIR,
@@ -70,11 +71,7 @@ def _secret(name: str) -> str | None:
     value = os.environ.get(f"SHOP_KAFKA_{name.upper()}")
     if value:
         return value
-    try:
-        found = dlt.secrets.get(f"sources.kafka.{name}", str)
-    except Exception:
-        found = None
-    return found or None
+    return secret(f"sources.kafka.{name}", ConfigError) or None
 
 
 @dataclass(frozen=True)

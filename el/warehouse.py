@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import dlt
 import yaml
+
+from el.secrets import secret as read_secret
 
 DEFAULT_TARGET = "dev"
 ENGINES = ("duckdb", "postgres", "spark")
@@ -62,11 +63,8 @@ class PgConnection:
             value = os.environ.get(variable)
             if value is not None:
                 return value
-            try:
-                found = dlt.secrets.get(f"destination.postgres.credentials.{secret}")
-            except Exception:  # an unreadable secrets file reads as "not set", like a missing one
-                found = None
-            return default if found is None else str(found)
+            found = read_secret(f"destination.postgres.credentials.{secret}", WarehouseError)
+            return default if found is None else found
 
         port = setting("SHOP_PG_PORT", "port", str(cls.port))
         if not port.isdigit():

@@ -21,12 +21,12 @@ SHOW = (
 )
 
 
-def _config(cwd: Path, **env: str) -> list:
+def _config(cwd: Path, **env: str) -> list:  # cwd: the dlt project folder (DLT_PROJECT_DIR)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SHOP_KAFKA_", "SHOP_STREAM_", "SOURCES__"))}
     done = subprocess.run(
         [sys.executable, "-c", SHOW],
         cwd=cwd,
-        env={**clean, "PYTHONPATH": str(PROJECT_ROOT), **env},
+        env={**clean, "PYTHONPATH": str(PROJECT_ROOT), "DLT_PROJECT_DIR": str(cwd), **env},
         capture_output=True,
         text=True,
         timeout=60,

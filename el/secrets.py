@@ -1,0 +1,21 @@
+"""One value of dlt's secrets (`.dlt/secrets.toml` in the project root, or in DLT_PROJECT_DIR when set).
+
+A missing key is None; a secrets file that cannot be read is an error of the caller's kind, never "not
+set": read as unset, a broken file would silently send the run to the defaults (the demo's SQLite shop,
+a localhost warehouse) instead of production."""
+
+from __future__ import annotations
+
+import dlt
+from dlt.common.configuration.exceptions import ConfigProviderException
+
+
+def secret(key: str, error: type[Exception]) -> str | None:
+    """`key` (dotted, e.g. `sources.shop_db.credentials`) from dlt's secrets as text, None when absent;
+    `error` with the reason when the secrets cannot be read."""
+    try:
+        value = dlt.secrets.get(key)
+    except ConfigProviderException as exc:
+        reason = " ".join(str(exc).split())
+        raise error(f"dlt's secrets cannot be read (looking for {key}): {reason}") from None
+    return None if value is None else str(value)
