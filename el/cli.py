@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import signal
 import sys
 from dataclasses import replace
 
@@ -37,6 +38,9 @@ def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     except (AlreadyRunningError, WarehouseError) as exc:
         print(f"el dbt: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: subprocess.run killed and waited for dbt
+        print("el dbt: stopped", file=sys.stderr)
+        return 130
 
 
 def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
@@ -50,6 +54,9 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     except (ConfigError, LoadError, AlreadyRunningError, WarehouseError) as exc:
         print(f"el load: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was not committed is extracted again next time
+        print("el load: stopped", file=sys.stderr)
+        return 130
     rows = sum(m.rows_loaded for m in metrics)
     rejects = sum(m.rejects for m in metrics)
     print(f"el load: run {metrics[0].run_id if metrics else '-'}: {rows} rows, {rejects} rejects")
@@ -80,6 +87,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except (AlreadyRunningError, WarehouseError) as exc:
         print(f"el run: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: recorded and exported as failed by execute
+        print(run.summary())
+        print("el run: stopped", file=sys.stderr)
+        return 130
     print(run.summary())
     return 1 if any(r.status == "failed" for r in results) else 0
 
@@ -197,7 +208,21 @@ def main(argv: list[str] | None = None) -> int:
     except WarehouseError as exc:  # DBT_TARGET names no output of profiles.yml, or an engine el/ cannot load
         print(f"el: {exc}", file=sys.stderr)
         return 2
+    if args.func in (cmd_run, cmd_load, cmd_dbt):
+        stop_on_sigterm()
     return int(args.func(args, settings))
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler's stop, `timeout`, systemd) unwinds like Ctrl-C: dbt children are stopped and
+    waited for, the run is recorded and exported, and the warehouse lock goes last. Without this the
+    process died at once, releasing the lock while its dbt child went on writing. (`el stream` handles
+    SIGTERM itself: it finishes its batch.)"""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -85,6 +86,21 @@ class DbtBatch:
             code = self.process.wait()
             return CommandResult(code or 2, 0.0, f"the dbt process ended with {code} before reporting")
         return CommandResult(**json.loads(line))
+
+    def stop(self, grace: float = 30.0) -> None:
+        """The run is being stopped (Ctrl-C, SIGTERM): interrupt the child as Ctrl-C would (dbt cancels its
+        queries), kill it after `grace` seconds, and wait for it, so nothing writes after el lets go of
+        the warehouse."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        if self.process.stdin is not None:
+            self.process.stdin.close()  # EOF: once dbt returns, the child runs nothing more
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
     def close(self) -> int | None:
         if self.process is None:

@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import socket
 import time
+import traceback
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,6 +156,11 @@ class PipelineRun:
             detail, status = str(exc), "failed"
         except StepSkippedError as exc:
             detail, status = str(exc), "skipped"
+        except WarehouseError as exc:  # e.g. the file locked by another process: its message says it all
+            detail, status = str(exc).splitlines()[0], "failed"
+        except Exception as exc:  # a bug or an unforeseen error: the run still ends recorded, with metrics
+            traceback.print_exc()
+            detail, status = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", "failed"
         result = StepResult(name, status, time.perf_counter() - clock, detail)
         self.results.append(result)
         self.say(f"{name}: {status} in {result.seconds:.1f}s{' - ' + detail if detail else ''}")
@@ -219,6 +225,9 @@ class PipelineRun:
         try:
             self.step("dbt build", lambda: self._batched(batch, build))
             self.step("source freshness", lambda: self._batched(batch, freshness))
+        except BaseException:  # stopped: the dbt child goes before the run (and its lock) does
+            batch.stop()
+            raise
         finally:
             batch.close()
 
@@ -245,18 +254,23 @@ class PipelineRun:
         started = dt.datetime.now(dt.UTC)
         with exclusive(self.settings.warehouse_db, f"el run {self.run_id}"):
             self.begin()
-            if self.step("load", self.load).status == "failed":
-                self.skip("dbt build", "load failed")
-                self.skip("source freshness", "load failed")
-                self.skip("elementary report", "load failed")
-            else:
-                self.dbt_steps()
-                if self.mode.full:
-                    self.step("elementary report", self.report)
+            try:
+                if self.step("load", self.load).status == "failed":
+                    self.skip("dbt build", "load failed")
+                    self.skip("source freshness", "load failed")
+                    self.skip("elementary report", "load failed")
                 else:
-                    self.skip("elementary report", ELEMENTARY_OFF_IN_CORE_MODE)
-            self.record()
-            observe.run_done(self.settings, self.run_id, started, self.mode.full)  # metrics, lineage, edr alerts
+                    self.dbt_steps()
+                    if self.mode.full:
+                        self.step("elementary report", self.report)
+                    else:
+                        self.skip("elementary report", ELEMENTARY_OFF_IN_CORE_MODE)
+            except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM) or broken between steps: a failed run
+                self.results.append(StepResult("interrupted", "failed", 0.0, f"stopped by {type(exc).__name__}"))
+                raise
+            finally:  # also when something outside a step raised: the run is recorded and exported
+                self.record()
+                observe.run_done(self.settings, self.run_id, started, self.mode.full)  # metrics, lineage, alerts
         return self.results
 
     def begin(self) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from el.dbt import DbtRunner
 from el.lock import exclusive
 from el.mode import ELEMENTARY_OFF_ON_SPARK, Mode, detect
 from el.pipeline import EDR_PACKAGES, PipelineRun, RunOptions, elementary_not_built, report_path
+from el.prom import metrics_dir
 from shopsim import SimConfig, Simulator
 from tests.python.el_helpers import demo_events_url, env_for, settings_for, wh
 
@@ -64,6 +67,112 @@ def test_failed_load_stops_the_run_with_a_clear_summary(tmp_path: Path) -> None:
     assert "dbt build          skipped" in done.stdout
     assert "result: FAILED at load" in done.stdout
     assert wh(settings, "select status from el_meta.pipeline_runs where step = 'load'") == [("failed",)]
+
+
+def test_a_warehouse_locked_by_another_process_fails_the_load_and_the_run_is_still_exported(
+    tmp_path: Path,
+) -> None:
+    """A DuckDB session elsewhere (a notebook, DBeaver) holds the file: the load step fails with the lock's
+    message and the run ends as any failed run - summary, exit 1, metrics for the alert - instead of
+    escaping `el run` with no metrics."""
+    settings = settings_for(tmp_path)
+    Simulator(settings.sources_root, SimConfig(scale=5)).advance(1)
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    duckdb.connect(str(settings.warehouse)).close()  # the file exists
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()",
+            str(settings.warehouse),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        done = subprocess.run(
+            [sys.executable, "-m", "el.cli", "run", "--run-id", "locked-1", "--source", "marketing_files"],
+            capture_output=True,
+            text=True,
+            env=_env(settings),
+            check=False,
+        )
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "load               failed" in done.stdout and "locked" in done.stdout
+    assert "result: FAILED at load" in done.stdout
+    metrics = (metrics_dir(settings) / "shop_elt.prom").read_text()
+    assert 'shop_run_info{run_id="locked-1"} 1.0' in metrics
+    assert "shop_run_failed 1.0" in metrics
+
+
+class _LoadRaises(PipelineRun):
+    """`el run` whose load step raises what no step expects: a bug, or Ctrl-C / SIGTERM mid-step."""
+
+    error: BaseException = RuntimeError("boom")
+
+    def load(self) -> str:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "load_detail"),
+    [(RuntimeError("boom\nsecond line"), "RuntimeError: boom"), (KeyboardInterrupt(), None)],
+)
+def test_an_unforeseen_error_or_an_interruption_still_ends_the_run_recorded_and_exported(
+    tmp_path: Path, error: BaseException, load_detail: str | None
+) -> None:
+    settings = settings_for(tmp_path)
+    run = _LoadRaises(settings, Mode("core", reason="test"), "raises-1", RunOptions(quiet=True))
+    run.error = error
+    if load_detail:  # a failed step: the run goes on to its summary
+        results = {r.step: (r.status, r.detail) for r in run.execute()}
+        assert results["load"] == ("failed", load_detail)
+        assert results["dbt build"] == ("skipped", "load failed")
+    else:  # an interruption stops the run, after recording it
+        with pytest.raises(KeyboardInterrupt):
+            run.execute()
+        results = {r.step: (r.status, r.detail) for r in run.results}
+        assert results["interrupted"] == ("failed", "stopped by KeyboardInterrupt")
+    steps = dict(wh(settings, "select step, status from el_meta.pipeline_runs where run_id = 'raises-1'"))
+    assert steps["run"] == "failed"
+    metrics = (metrics_dir(settings) / "shop_elt.prom").read_text()
+    assert 'shop_run_info{run_id="raises-1"} 1.0' in metrics and "shop_run_failed 1.0" in metrics
+
+
+def test_sigterm_during_dbt_build_stops_dbt_records_the_run_and_frees_the_warehouse(tmp_path: Path) -> None:
+    """A scheduler's stop (`timeout`, systemd, a killed task) is SIGTERM: el stops its dbt child and waits
+    for it before the run and its warehouse lock end (it used to die at once, the lock with it, while dbt
+    went on writing)."""
+    settings = settings_for(tmp_path)
+    Simulator(settings.sources_root, SimConfig(scale=20)).advance(1)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "el.cli", "run", "--run-id", "stopped-1", "--source", "marketing_files"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(settings),
+    )
+    assert run.stdout is not None
+    for line in run.stdout:
+        if "dbt build ..." in line:
+            break
+    time.sleep(1.5)  # the dbt child is importing, parsing or building
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 130, out + err
+    assert "el run: stopped" in err and "Traceback" not in err
+    assert "interrupted        failed" in out and "result: FAILED" in out
+    duckdb.connect(str(settings.warehouse)).close()  # writable at once: no dbt left holding it
+    steps = dict(wh(settings, "select step, status from el_meta.pipeline_runs where run_id = 'stopped-1'"))
+    assert steps["run"] == "failed" and steps["interrupted"] == "failed" and steps["load"] == "ok"
+    assert "shop_run_failed 1.0" in (metrics_dir(settings) / "shop_elt.prom").read_text()
 
 
 def test_second_run_is_refused_and_bad_dates_rejected(tmp_path: Path) -> None:
