@@ -25,7 +25,7 @@ import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from el import observe
-from el.config import ConfigError, float_env
+from el.config import ConfigError, count_env, float_env
 from el.contracts import as_timestamp
 from el.load import (
     Loader,
@@ -96,7 +96,7 @@ class StreamConfig:
         return cls(
             client=client,
             topics=topics,
-            max_rows=int(float_env("SHOP_STREAM_MAX_ROWS", 5000, allow_zero=False)),
+            max_rows=count_env("SHOP_STREAM_MAX_ROWS", 5000),
             max_seconds=float_env("SHOP_STREAM_MAX_SECONDS", 10.0, allow_zero=False),
             schema_dir=Path(os.environ.get("SHOP_STREAM_SCHEMA_DIR") or SCHEMA_DIR),
         )
