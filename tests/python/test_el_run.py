@@ -20,7 +20,7 @@ from el.mode import ELEMENTARY_OFF_ON_SPARK, Mode, detect
 from el.pipeline import EDR_PACKAGES, PipelineRun, RunOptions, elementary_not_built, report_path
 from el.prom import metrics_dir
 from shopsim import SimConfig, Simulator
-from tests.python.el_helpers import demo_events_url, env_for, settings_for, wh
+from tests.python.el_helpers import demo_events_url, env_for, load_sources, settings_for, wh
 
 pytestmark = pytest.mark.slow
 
@@ -173,6 +173,41 @@ def test_sigterm_during_dbt_build_stops_dbt_records_the_run_and_frees_the_wareho
     steps = dict(wh(settings, "select step, status from el_meta.pipeline_runs where run_id = 'stopped-1'"))
     assert steps["run"] == "failed" and steps["interrupted"] == "failed" and steps["load"] == "ok"
     assert "shop_run_failed 1.0" in (metrics_dir(settings) / "shop_elt.prom").read_text()
+
+
+def test_a_build_that_fails_before_writing_results_reports_no_earlier_runs_results(tmp_path: Path) -> None:
+    """dbt writes run_results.json / sources.json only when it gets to run: when it cannot open the
+    warehouse, the files of the run before must not be reported (metrics, lineage) as this run's."""
+    settings = settings_for(tmp_path)
+    Simulator(settings.sources_root, SimConfig(scale=5)).advance(1)
+    load_sources(settings)
+    first = PipelineRun(settings, detect(settings.project_root), "results-1", RunOptions(quiet=True))
+    first.dbt_steps()
+    assert [r.status for r in first.results] == ["ok", "ok"]
+    assert (settings.target_dir / "run_results.json").is_file() and (settings.target_dir / "sources.json").is_file()
+    holder = subprocess.Popen(  # a DuckDB session elsewhere holds the warehouse: dbt cannot open it
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()",
+            str(settings.warehouse),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        second = PipelineRun(settings, detect(settings.project_root), "results-2", RunOptions(quiet=True))
+        second.dbt_steps()
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert [r.status for r in second.results] == ["failed", "failed"]
+    for artifact in ("run_results.json", "sources.json"):
+        path = settings.target_dir / artifact
+        assert not path.exists(), f"{artifact} of the run before is still there"
 
 
 def test_second_run_is_refused_and_bad_dates_rejected(tmp_path: Path) -> None:
