@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 from el.dbt import DbtRunner, dbt_executable
@@ -101,6 +102,7 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
     from el.lock import AlreadyRunningError
     from el.sources.kafka import StreamError
     from el.stream import Replay, StreamConfig, StreamOptions, run_stream
+    from el.warehouse import WarehouseError
 
     if settings.engine != "duckdb":
         # its offsets, metrics and lock bookkeeping are proven on the DuckDB warehouse only
@@ -108,9 +110,9 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         config = StreamConfig.from_env()
-        if args.max_rows:
+        if args.max_rows is not None:
             config = replace(config, max_rows=args.max_rows)
-        if args.max_seconds:
+        if args.max_seconds is not None:
             config = replace(config, max_seconds=args.max_seconds)
         options = StreamOptions(
             max_batches=args.max_batches,
@@ -119,7 +121,7 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
             run_id=args.run_id,
         )
         report = run_stream(settings, options, config)
-    except (ConfigError, LoadError, StreamError, AlreadyRunningError) as exc:
+    except (ConfigError, LoadError, StreamError, AlreadyRunningError, WarehouseError) as exc:
         print(f"el stream: {exc}", file=sys.stderr)
         return 2
     print(
@@ -133,6 +135,22 @@ def cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
     from el.lint import lint
 
     return lint(settings, resolve_mode(settings, try_deps=False), fix=args.fix, paths=args.paths)
+
+
+def positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: a number of `kind` above zero (0 or less would read nothing, or never stop)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole' if kind is int else 'a'} number") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} must be above zero")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,9 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     stream = sub.add_parser("stream", help="micro-batches from Kafka topics into raw_stream (exactly-once)")
-    stream.add_argument("--max-rows", type=int, help="messages per topic per batch (SHOP_STREAM_MAX_ROWS, 5000)")
-    stream.add_argument("--max-seconds", type=float, help="seconds per batch (SHOP_STREAM_MAX_SECONDS, 10)")
-    stream.add_argument("--max-batches", type=int, help="stop after this many batches (default: until stopped)")
+    stream.add_argument(
+        "--max-rows", type=positive(int), help="messages per topic per batch (SHOP_STREAM_MAX_ROWS, 5000)"
+    )
+    stream.add_argument("--max-seconds", type=positive(float), help="seconds per batch (SHOP_STREAM_MAX_SECONDS, 10)")
+    stream.add_argument(
+        "--max-batches", type=positive(int), help="stop after this many batches (default: until stopped)"
+    )
     stream.add_argument("--until-idle", action="store_true", help="stop once every partition is caught up")
     stream.add_argument(
         "--replay-from",

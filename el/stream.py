@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from el.sources.kafka import (
     stored_offsets,
     topic_table,
 )
+from el.warehouse import WarehouseError
 
 PIPELINE = "stream"
 IDLE_WAIT_SECONDS = 5.0
@@ -113,7 +114,8 @@ class Replay:
 
     @classmethod
     def parse(cls, text: str) -> Replay:
-        exact = re.fullmatch(r"(.+):(\d+):(\d+)", text)
+        # `@` first: a timestamp has colons too (order_status@2026-01-05T10:00:00), a topic never has `@`
+        exact = None if "@" in text else re.fullmatch(r"(.+):(\d+):(\d+)", text)
         if exact:
             return cls(exact.group(1), int(exact.group(2)), int(exact.group(3)))
         if "@" in text:
@@ -203,20 +205,19 @@ class Stopper:
 def batch_lock(settings: Settings, what: str, first: bool, stop: Stopper) -> Iterator[None]:
     """The warehouse lock for one batch: refused at start, waited for between batches."""
     announced = False
-    while True:
-        try:
-            with exclusive(settings.warehouse_db, what):
-                yield
-            return
-        except AlreadyRunningError as exc:
-            if first:
-                raise
-            if stop():
-                raise
-            if not announced:
-                print(f"el stream: waiting: {exc}", flush=True)
-                announced = True
-            time.sleep(1.0)
+    with ExitStack() as held:
+        while True:
+            try:  # only taking the lock: an AlreadyRunningError of the batch itself is not a busy warehouse
+                held.enter_context(exclusive(settings.warehouse_db, what))
+                break
+            except AlreadyRunningError as exc:
+                if first or stop():
+                    raise
+                if not announced:
+                    print(f"el stream: waiting: {exc}", flush=True)
+                    announced = True
+                time.sleep(1.0)
+        yield
 
 
 class Streamer:
@@ -303,7 +304,10 @@ class Streamer:
                     try:
                         caught_up = self.batch(number)
                     finally:
-                        store(self.settings.warehouse_db, self.loader.metrics[stored:])
+                        try:
+                            store(self.settings.warehouse_db, self.loader.metrics[stored:])
+                        except WarehouseError as exc:  # never hide the batch's own error behind this one
+                            print(f"el stream: load metrics not stored: {str(exc).splitlines()[0]}", flush=True)
             except AlreadyRunningError:
                 if number == 1:
                     raise

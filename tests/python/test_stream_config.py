@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from el.config import ConfigError
+from el.lock import AlreadyRunningError, exclusive
+from el.settings import Settings
 from el.sources.kafka import Message, classify, load_validator
-from el.stream import Replay
+from el.stream import Replay, Stopper, batch_lock
 from tests.python.conftest import PROJECT_ROOT
 
 SHOW = (
@@ -117,3 +119,46 @@ def test_el_stream_refuses_a_postgres_warehouse_in_one_line(tmp_path: Path) -> N
     assert done.returncode == 2
     assert done.stderr.strip() == "el stream: not supported on a postgres warehouse yet (DuckDB only)"
     assert not settings.warehouse.exists()
+
+
+def test_replay_from_a_timestamp_without_zone_is_a_timestamp_not_a_partition() -> None:
+    replay = Replay.parse("order_status@2026-01-05T10:00:00")
+    assert (replay.topic, replay.partition, replay.offset) == ("order_status", None, None)
+    assert replay.since is not None and replay.since.isoformat() == "2026-01-05T10:00:00+00:00"
+    exact = Replay.parse("order_status:0:120")
+    assert (exact.topic, exact.partition, exact.offset, exact.since) == ("order_status", 0, 120, None)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-rows", "0"], "argument --max-rows: '0' must be above zero"),
+        (["--max-rows", "2.5"], "argument --max-rows: '2.5' is not a whole number"),
+        (["--max-seconds", "-1"], "argument --max-seconds: '-1' must be above zero"),
+        (["--max-batches", "0"], "argument --max-batches: '0' must be above zero"),
+    ],
+)
+def test_stream_limits_that_would_read_nothing_or_never_stop_are_refused(args: list[str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "el.cli", "stream", *args],
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_the_batch_lock_does_not_take_a_batchs_own_refusal_for_a_busy_warehouse(tmp_path: Path) -> None:
+    """A refusal raised inside the batch (e.g. its pipeline folder held by a streamer of another warehouse)
+    ends the stream with that refusal; it used to be taken for a busy warehouse and broke the generator."""
+    settings = Settings.under(PROJECT_ROOT, tmp_path)
+    settings.warehouse.parent.mkdir(parents=True)
+    with (
+        pytest.raises(AlreadyRunningError, match="pipeline folder held"),
+        batch_lock(settings, "el stream test", first=False, stop=Stopper()),
+    ):
+        raise AlreadyRunningError("pipeline folder held")
+    with exclusive(settings.warehouse_db, "after"):  # and the lock was released
+        pass
