@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,24 @@ def core_project(root: Path, shadow: Path | None = None) -> Path:
 
     dbt refuses to run while packages.yml lists packages that are not installed; core mode
     therefore runs the very same files from a folder that does not list them.
+    Several processes build it at once (the Airflow scheduler parsing the DAG file, `el lint`, tests),
+    so a link that is right is left alone and a wrong or missing one is replaced atomically: a dbt
+    reading the folder never finds an entry missing.
     """
     shadow = shadow or root / CORE_DIR
     shadow.mkdir(parents=True, exist_ok=True)
     for name in DBT_ENTRIES:
         link, target = shadow / name, root / name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        if target.exists():
-            link.symlink_to(target)
+        if not target.exists():
+            if link.is_symlink() or link.exists():
+                link.unlink(missing_ok=True)
+            continue
+        if link.is_symlink() and os.readlink(link) == str(target):
+            continue
+        fresh = shadow / f".{name}.{os.getpid()}.{threading.get_ident()}"
+        fresh.unlink(missing_ok=True)
+        fresh.symlink_to(target)
+        os.replace(fresh, link)  # atomic; a directory (not a link) in the way is an error, as before
     return shadow
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,6 +102,31 @@ def test_core_project_is_rebuilt_idempotently(project: Path) -> None:
     first = core_project(project)
     second = core_project(project)
     assert first == second and (second / "dbt_project.yml").is_symlink()
+    assert (second / "dbt_project.yml").resolve() == (project / "dbt_project.yml").resolve()
+
+
+def test_core_project_built_by_several_processes_at_once_never_misses_an_entry(project: Path) -> None:
+    """The Airflow scheduler (parsing the DAG file), `el lint` and runs build it concurrently: while they
+    do, every entry of the folder is there (links were unlinked and re-created, so a reader, or another
+    builder, found one missing: FileExistsError / FileNotFoundError)."""
+    builder = (
+        "import sys; from pathlib import Path; from el.dbt import core_project\n"
+        "for _ in range(300): core_project(Path(sys.argv[1]))"
+    )
+    (project / "models").mkdir()
+    core_project(project)  # built once; then rebuilt by two processes while it is read
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    builders = [
+        subprocess.Popen([sys.executable, "-c", builder, str(project)], env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    shadow = project / CORE_DIR
+    missing = 0
+    while any(b.poll() is None for b in builders):
+        missing += sum(not (shadow / name).exists() for name in ("dbt_project.yml", "models"))
+    errors = [b.communicate()[1] for b in builders]
+    assert [b.returncode for b in builders] == [0, 0], errors
+    assert missing == 0
 
 
 def test_core_mode_parses_the_real_project_with_package_tests_disabled(tmp_path: Path) -> None:
