@@ -51,7 +51,7 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     from el.warehouse import WarehouseError
 
     try:
-        metrics = run_load(settings, args.sources or None)
+        metrics = run_load(settings, args.sources or None, args.run_id)
     except (ConfigError, LoadError, AlreadyRunningError, WarehouseError) as exc:
         print(f"el load: {exc}", file=sys.stderr)
         return 2
@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     load = sub.add_parser("load", help="extract-load sources into the warehouse (all by default)")
     load.add_argument("sources", nargs="*", help="shop_db, events_api, marketing_files")
+    load.add_argument("--run-id", help="use this run id instead of a new one")
     load.set_defaults(func=cmd_load)
 
     run = sub.add_parser("run", help="load, dbt build, source freshness and the Elementary report, one run id")
@@ -212,7 +213,7 @@ def json_logs(args: argparse.Namespace, argv: list[str]) -> int:
     from el.load import new_run_id
 
     run_id = getattr(args, "run_id", None) or os.environ.get("SHOP_RUN_ID") or new_run_id()
-    if args.command in ("run", "stream") and not args.run_id:
+    if args.command in ("run", "stream", "load") and not args.run_id:
         argv += ["--run-id", run_id]
     return run_as_json(argv, run_id, args.command)
 

@@ -1,0 +1,34 @@
+"""`el --log-format json`: every line is one JSON object carrying the run id that the run's rows in
+el_meta carry too (`el load` used to tag its lines with one id and record its metrics under another)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from shopsim import SimConfig, Simulator
+from tests.python.el_helpers import env_for, settings_for, wh
+
+
+def test_json_lines_of_el_load_carry_the_run_id_its_metrics_are_stored_under(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    Simulator(settings.sources_root, SimConfig(scale=5)).advance(1)
+    done = subprocess.run(
+        [sys.executable, "-m", "el.cli", "--log-format", "json", "load", "marketing_files"],
+        env=env_for(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    summary = [r["message"] for r in records if r["message"].startswith("el load: run ")]
+    assert len(summary) == 1
+    run_id = summary[0].removeprefix("el load: run ").split(":")[0]
+    assert {r["run_id"] for r in records} == {run_id}
+    assert {r["command"] for r in records} == {"load"}
+    assert wh(settings, "select distinct run_id from el_meta.load_metrics") == [(run_id,)]
+    assert wh(settings, "select count(*) from raw_marketing.spend")[0][0] > 0
