@@ -9,16 +9,18 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TextIO
 
 from el.dbt import DbtRunner, dbt_executable
 from el.mode import Mode, detect
 from el.settings import Settings
 
 
-def resolve_mode(settings: Settings, try_deps: bool) -> Mode:
+def resolve_mode(settings: Settings, try_deps: bool, say: TextIO | None = None) -> Mode:
+    """The mode (trying `dbt deps` first when `try_deps`), said in one line on `say` (stdout by default)."""
     root = settings.project_root
-    mode = detect(root, dbt_executable() if try_deps else None, root)
-    print(mode.summary(), flush=True)
+    mode = detect(root, dbt_executable() if try_deps else None, root, settings.dbt_files_env())
+    print(mode.summary(), file=say or sys.stdout, flush=True)
     return mode
 
 
@@ -32,7 +34,8 @@ def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     from el.lock import AlreadyRunningError, exclusive
     from el.warehouse import WarehouseError
 
-    runner = DbtRunner(settings, resolve_mode(settings, try_deps=False))
+    # the mode line on stderr: stdout is dbt's own (`el dbt ls --output json | jq`)
+    runner = DbtRunner(settings, resolve_mode(settings, try_deps=False, say=sys.stderr))
     try:
         with exclusive(settings.warehouse_db, f"el dbt {' '.join(args.dbt_args)}".strip()):
             return runner.run(args.dbt_args).returncode

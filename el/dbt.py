@@ -123,8 +123,7 @@ class DbtRunner:
         env = dict(os.environ)
         env.update(
             {
-                "DBT_TARGET_PATH": str(self.settings.target_dir),
-                "DBT_LOG_PATH": str(self.settings.log_dir),
+                **self.settings.dbt_files_env(),
                 "SHOP_WAREHOUSE": str(self.settings.warehouse),
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             }

@@ -7,6 +7,7 @@ package-dependent tests disabled and no Elementary hooks or report.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,11 +80,15 @@ def missing_packages(project_dir: Path, install_path: str = "dbt_packages") -> l
     return [name for name in required_packages(project_dir) if not (root / name / "dbt_project.yml").is_file()]
 
 
-def try_dbt_deps(dbt: Path, project_dir: Path, profiles_dir: Path, timeout: float = 60.0) -> str | None:
-    """Run `dbt deps`; None on success, else a one-line reason."""
+def try_dbt_deps(
+    dbt: Path, project_dir: Path, profiles_dir: Path, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> str | None:
+    """Run `dbt deps` (`env`: on top of this process's environment, e.g. where dbt writes its log); None
+    on success, else a one-line reason."""
     try:
         done = subprocess.run(
             [str(dbt), "deps", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir)],
+            env={**os.environ, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -102,14 +107,17 @@ def try_dbt_deps(dbt: Path, project_dir: Path, profiles_dir: Path, timeout: floa
     return f"`dbt deps` failed: {last[:200]}"
 
 
-def detect(project_dir: Path, dbt: Path | None = None, profiles_dir: Path | None = None) -> Mode:
-    """Full when all packages are installed; otherwise try `dbt deps` once if a dbt is given."""
+def detect(
+    project_dir: Path, dbt: Path | None = None, profiles_dir: Path | None = None, env: dict[str, str] | None = None
+) -> Mode:
+    """Full when all packages are installed; otherwise try `dbt deps` once if a dbt is given (with `env`:
+    the settings' log and target folders, so its dbt.log goes where every other dbt command's does)."""
     missing = missing_packages(project_dir)
     if not missing:
         return Mode("full")
     reason = f"packages not installed: {', '.join(missing)}"
     if dbt is not None:
-        failure = try_dbt_deps(dbt, project_dir, profiles_dir or project_dir)
+        failure = try_dbt_deps(dbt, project_dir, profiles_dir or project_dir, env=env)
         missing = missing_packages(project_dir)
         if failure is None and not missing:
             return Mode("full")

@@ -50,6 +50,10 @@ class Settings:
         (spark: next to the control file in the lake)."""
         return self.warehouse_db.path.parent / ".dlt_pipelines"
 
+    def dbt_files_env(self) -> dict[str, str]:
+        """Where every dbt process of these settings writes its artifacts and its dbt.log."""
+        return {"DBT_TARGET_PATH": str(self.target_dir), "DBT_LOG_PATH": str(self.log_dir)}
+
     def as_env(self) -> dict[str, str]:
         """The environment that makes a child `el` process use these settings (inverse of from_env)."""
         return {

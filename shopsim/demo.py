@@ -39,7 +39,7 @@ def _stream_day(broker: str, messages: list[Outgoing], settings: Settings) -> No
 
 
 def run_demo(settings: Settings, days: int, scale: int, seed: int) -> int:
-    mode = detect(settings.project_root, dbt_executable(), settings.project_root)
+    mode = detect(settings.project_root, dbt_executable(), settings.project_root, settings.dbt_files_env())
     _reset(settings)
     config = SimConfig(seed=seed, scale=scale)
     simulator = Simulator(settings.sources_root, config)

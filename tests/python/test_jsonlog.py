@@ -1,4 +1,4 @@
-"""`el --log-format json`: every line is one JSON object carrying the run id that the run's rows in
+"""Machine-read output: `el --log-format json` lines carry the run id that the run's rows in
 el_meta carry too (`el load` used to tag its lines with one id and record its metrics under another)."""
 
 from __future__ import annotations
@@ -32,3 +32,21 @@ def test_json_lines_of_el_load_carry_the_run_id_its_metrics_are_stored_under(tmp
     assert {r["command"] for r in records} == {"load"}
     assert wh(settings, "select distinct run_id from el_meta.load_metrics") == [(run_id,)]
     assert wh(settings, "select count(*) from raw_marketing.spend")[0][0] > 0
+
+
+def test_el_dbt_leaves_stdout_to_dbt(tmp_path: Path) -> None:
+    """`el dbt ls --output json | jq`: the mode line goes to stderr, stdout is dbt's JSON only."""
+    settings = settings_for(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "el.cli", "dbt", "ls", "--quiet", "--output", "json", "--resource-type", "seed"],
+        env=env_for(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    nodes = [json.loads(line) for line in done.stdout.splitlines()]  # every line is JSON
+    assert {node["resource_type"] for node in nodes} == {"seed"}
+    assert {"countries", "event_types", "marketing_channels"} <= {node["name"] for node in nodes}
+    assert done.stderr.startswith("mode: ")

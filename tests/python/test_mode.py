@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from el.dbt import CORE_DIR, DbtRunner, core_project
+from el.dbt import CORE_DIR, DbtRunner, core_project, dbt_executable
 from el.mode import CORE_SKIPS, FULL_MODE_VAR, Mode, detect, missing_packages, required_packages
 from el.settings import Settings
 from tests.python.conftest import PROJECT_ROOT
@@ -60,13 +60,17 @@ def test_full_mode_when_all_installed(project: Path) -> None:
     assert mode.full and mode.summary().startswith("mode: full")
 
 
-def test_failed_dbt_deps_reason_is_reported(project: Path, tmp_path: Path) -> None:
-    fake_dbt = tmp_path / "fake-dbt"
-    fake_dbt.write_text("#!/bin/sh\necho 'Failed to resolve hub' >&2\nexit 1\n")
-    fake_dbt.chmod(0o755)
-    mode = detect(project, fake_dbt, project)
-    assert mode.name == "core"
-    assert "`dbt deps` failed: package hub unreachable" in mode.reason
+def test_failed_dbt_deps_reason_is_reported(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real `dbt deps` against a package hub that does not answer (dbt's DBT_PACKAGE_HUB_URL): core mode,
+    with dbt's failure said in one line; its dbt.log goes to the settings' log folder, not the project's."""
+    monkeypatch.setenv("DBT_PACKAGE_HUB_URL", "http://127.0.0.1:1/")
+    run = tmp_path / "run"  # (the project is tmp_path itself)
+    files = {"DBT_LOG_PATH": str(run / "logs"), "DBT_TARGET_PATH": str(run / "target")}
+    mode = detect(project, dbt_executable(), project, files)
+    assert mode.name == "core" and mode.missing == tuple(LOCKED)
+    assert "`dbt deps` failed: package hub unreachable (offline?)" in mode.reason
+    assert (run / "logs" / "dbt.log").is_file()
+    assert not (project / "logs").exists() and not (project / "dbt_packages").exists()
 
 
 def test_core_runner_uses_linked_project_and_disables_package_tests(project: Path) -> None:
