@@ -85,7 +85,7 @@ def test_two_micro_batches_load_exact_counts_and_quarantine_poison(
     settings = settings_for(tmp_path)
     publish(broker, TOPIC, sim.messages)
     total, poison = len(sim.messages), sum(m.poison for m in sim.messages)
-    assert (total, poison) == (811, 4)
+    assert total > 600 and poison > 0, "the scenario needs more than two batches of 300 and some poison"
 
     done = _el(settings, broker, "--max-rows", "300", "--max-batches", "2")
     assert done.returncode == 0, done.stderr
@@ -99,7 +99,7 @@ def test_two_micro_batches_load_exact_counts_and_quarantine_poison(
 
     done = _el(settings, broker, "--max-rows", "300", "--until-idle")
     assert done.returncode == 0, done.stderr
-    assert "211 messages" in done.stdout and "caught up" in done.stdout
+    assert f"{total - 600} messages" in done.stdout and "caught up" in done.stdout
     assert wh(settings, "select count(*) from raw_stream.order_status") == [(total - poison,)]
     assert wh(settings, RAW_DEDUP) == [(total - poison,)]
     rows = wh(settings, "select kafka_partition, kafka_offset from raw_stream.order_status")
