@@ -236,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.func in (cmd_run, cmd_load, cmd_dbt):
         stop_on_sigterm()
+        try:
+            return int(args.func(args, settings))
+        except KeyboardInterrupt:  # stopped before the command's own handling (e.g. while `dbt deps` ran)
+            print(f"el {args.command}: stopped", file=sys.stderr)
+            return 130
     return int(args.func(args, settings))
 
 
@@ -246,6 +251,8 @@ def stop_on_sigterm() -> None:
     SIGTERM itself: it finishes its batch.)"""
 
     def interrupt(signum: int, _frame: object) -> None:
+        # once: a second SIGTERM must not break the unwinding (recording the run, exporting its metrics)
+        signal.signal(signal.SIGTERM, lambda *_: print("el: already stopping", file=sys.stderr, flush=True))
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupt)

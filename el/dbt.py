@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from el.dbt_batch import DbtBatch
+from el.dbt_batch import DbtBatch, interrupt_and_wait
 from el.mode import FULL_MODE_VAR, Mode
 from el.settings import Settings
 from el.warehouse import LAKE_ENV
@@ -59,7 +59,11 @@ def core_project(root: Path, shadow: Path | None = None) -> Path:
         fresh = shadow / f".{name}.{os.getpid()}.{threading.get_ident()}"
         fresh.unlink(missing_ok=True)
         fresh.symlink_to(target)
-        os.replace(fresh, link)  # atomic; a directory (not a link) in the way is an error, as before
+        try:
+            os.replace(fresh, link)  # atomic; a directory (not a link) in the way is an error, as before
+        except OSError:
+            fresh.unlink(missing_ok=True)
+            raise
     return shadow
 
 
@@ -160,14 +164,24 @@ class DbtRunner:
         capture: bool = False,
         extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.command(args, extra_vars),
+        """`dbt <args>` to its end. Stopped (Ctrl-C, or SIGTERM as el turns it into one), dbt is interrupted
+        as Ctrl-C would (it cancels its queries) and waited for, not killed outright as subprocess.run would."""
+        cmd = self.command(args, extra_vars)
+        pipe = subprocess.PIPE if capture else None
+        with subprocess.Popen(
+            cmd,
             cwd=self.settings.project_root,
             env={**self.env(), **(extra_env or {})},
             text=True,
-            capture_output=capture,
-            check=False,
-        )
+            stdout=pipe,
+            stderr=pipe,
+        ) as process:
+            try:
+                out, err = process.communicate()
+            except KeyboardInterrupt:
+                interrupt_and_wait(process)
+                raise
+        return subprocess.CompletedProcess(cmd, process.returncode, out, err)
 
     def batch(
         self,

@@ -91,25 +91,34 @@ class DbtBatch:
         """The run is being stopped (Ctrl-C, SIGTERM): interrupt the child as Ctrl-C would (dbt cancels its
         queries), kill it after `grace` seconds, and wait for it, so nothing writes after el lets go of
         the warehouse."""
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
         if self.process.stdin is not None:
             self.process.stdin.close()  # EOF: once dbt returns, the child runs nothing more
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        interrupt_and_wait(self.process, grace)
 
     def close(self) -> int | None:
         if self.process is None:
             return None
-        assert self.process.stdin is not None and self.results is not None
-        self.process.stdin.close()  # EOF: the child runs nothing more
+        if self.process.stdin is not None:
+            self.process.stdin.close()  # EOF: the child runs nothing more
         code = self.process.wait()
-        self.results.close()
+        if self.results is not None:  # (None when stopped between starting the child and opening the pipe)
+            self.results.close()
         return code
+
+
+def interrupt_and_wait(process: subprocess.Popen[Any], grace: float = 30.0) -> None:
+    """Stop a dbt child as Ctrl-C would (dbt cancels its queries), SIGKILL it after `grace` seconds, and wait
+    for it: nothing it started writes after this returns."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def run_commands(parse: list[str], commands: list[list[str]], report: IO[str]) -> None:
@@ -120,12 +129,14 @@ def run_commands(parse: list[str], commands: list[list[str]], report: IO[str]) -
 
     clock = time.perf_counter()
     parsed = dbtRunner().invoke(parse)
+    if isinstance(parsed.exception, KeyboardInterrupt):  # stopped during the parse: run nothing
+        return
     manifest = parsed.result if parsed.success else None
     runner = dbtRunner(manifest=manifest)
     for index, command in enumerate(commands):
         if index and sys.stdin.readline().strip() != NEXT:
             return
-        outcome = runner.invoke(command)
+        outcome = runner.invoke(command)  # dbt turns an interrupt into cancelled queries and this result
         result: dict[str, Any] = {
             "exit_code": exit_code(outcome.success, outcome.exception),
             "seconds": time.perf_counter() - clock,
@@ -133,6 +144,8 @@ def run_commands(parse: list[str], commands: list[list[str]], report: IO[str]) -
         }
         report.write(json.dumps(result) + "\n")
         report.flush()
+        if isinstance(outcome.exception, KeyboardInterrupt):  # stopped: nothing more
+            return
         clock = time.perf_counter()
 
 
@@ -142,8 +155,11 @@ def main() -> None:
     parser.add_argument("spec", help='JSON: {"parse": [dbt args], "commands": [[dbt args], ...]}')
     args = parser.parse_args()
     spec = json.loads(args.spec)
-    with os.fdopen(args.results_fd, "w") as report:
-        run_commands(spec["parse"], spec["commands"], report)
+    try:
+        with os.fdopen(args.results_fd, "w") as report:
+            run_commands(spec["parse"], spec["commands"], report)
+    except KeyboardInterrupt:  # stopped outside dbt (importing it, waiting for `next`): quietly
+        sys.exit(130)
 
 
 if __name__ == "__main__":

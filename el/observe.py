@@ -67,6 +67,7 @@ def run_done(
     started: dt.datetime | None = None,
     full_mode: bool = False,
     dbt_nodes: dict[tuple[str, str], int] | None = None,
+    stopped: bool = False,
 ) -> None:
     """At the end of a run (after el_meta.pipeline_runs is written): metrics, the lineage parent run and,
     in full mode, Elementary's alerts to the webhook. `dbt_nodes`: the dbt counts of a DAG run (its dbt
@@ -88,6 +89,9 @@ def run_done(
             print(f"el: lineage of run {run_id} emitted to {emitter.where}", flush=True)
         except Exception as exc:
             _say(f"warning: lineage of run {run_id} not emitted: {exc}")
+    if stopped:  # a stopped run must end within its stop's grace period; edr monitor may take minutes
+        print("el: elementary alerts skipped - the run was stopped", flush=True)
+        return
     try:
         edr_monitor(settings, full_mode)
     except Exception as exc:

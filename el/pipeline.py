@@ -256,6 +256,7 @@ class PipelineRun:
         if self.mode.full and off:  # on Spark
             self.say(f"but {off}: its tests, the report and its alerts are skipped")
         started = dt.datetime.now(dt.UTC)
+        stopped = False
         with exclusive(self.settings.warehouse_db, f"el run {self.run_id}"):
             self.begin()
             try:
@@ -270,11 +271,13 @@ class PipelineRun:
                     else:
                         self.skip("elementary report", ELEMENTARY_OFF_IN_CORE_MODE)
             except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM) or broken between steps: a failed run
+                stopped = True
                 self.results.append(StepResult("interrupted", "failed", 0.0, f"stopped by {type(exc).__name__}"))
                 raise
             finally:  # also when something outside a step raised: the run is recorded and exported
                 self.record()
-                observe.run_done(self.settings, self.run_id, started, self.mode.full)  # metrics, lineage, alerts
+                # metrics, lineage, Elementary's alerts (not when stopped: they may take minutes)
+                observe.run_done(self.settings, self.run_id, started, self.mode.full, stopped=stopped)
         return self.results
 
     def begin(self) -> None:

@@ -201,6 +201,11 @@ class Stopper:
                 os.environ[DLT_INTERCEPT_SIGNALS] = intercept
 
 
+class WarehouseBusyError(AlreadyRunningError):
+    """The batch could not take the warehouse lock (another writer holds it), as opposed to a refusal
+    raised by the batch itself (e.g. its pipeline folder held by a streamer of another warehouse)."""
+
+
 @contextmanager
 def batch_lock(settings: Settings, what: str, first: bool, stop: Stopper) -> Iterator[None]:
     """The warehouse lock for one batch: refused at start, waited for between batches."""
@@ -212,7 +217,7 @@ def batch_lock(settings: Settings, what: str, first: bool, stop: Stopper) -> Ite
                 break
             except AlreadyRunningError as exc:
                 if first or stop():
-                    raise
+                    raise WarehouseBusyError(str(exc)) from exc
                 if not announced:
                     print(f"el stream: waiting: {exc}", flush=True)
                     announced = True
@@ -308,7 +313,7 @@ class Streamer:
                             store(self.settings.warehouse_db, self.loader.metrics[stored:])
                         except WarehouseError as exc:  # never hide the batch's own error behind this one
                             print(f"el stream: load metrics not stored: {str(exc).splitlines()[0]}", flush=True)
-            except AlreadyRunningError:
+            except WarehouseBusyError:  # (a refusal raised by the batch itself ends the stream with it)
                 if number == 1:
                     raise
                 self.report.stopped_by = self.stop.signal_name

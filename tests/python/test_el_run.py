@@ -146,10 +146,11 @@ def test_an_unforeseen_error_or_an_interruption_still_ends_the_run_recorded_and_
     assert 'shop_run_info{run_id="raises-1"} 1.0' in metrics and "shop_run_failed 1.0" in metrics
 
 
-def test_sigterm_during_dbt_build_stops_dbt_records_the_run_and_frees_the_warehouse(tmp_path: Path) -> None:
-    """A scheduler's stop (`timeout`, systemd, a killed task) is SIGTERM: el stops its dbt child and waits
-    for it before the run and its warehouse lock end (it used to die at once, the lock with it, while dbt
-    went on writing)."""
+@pytest.mark.parametrize("when", ["while dbt starts", "while dbt writes models"])
+def test_sigterm_during_dbt_build_stops_dbt_records_the_run_and_frees_the_warehouse(tmp_path: Path, when: str) -> None:
+    """A scheduler's stop (`timeout`, systemd, a killed task) is SIGTERM: el interrupts its dbt child and
+    waits for it before the run and its warehouse lock end (it used to die at once, the lock with it, while
+    dbt went on writing) - whether dbt is still importing and parsing or already building."""
     settings = settings_for(tmp_path)
     Simulator(settings.sources_root, SimConfig(scale=20)).advance(1)
     run = subprocess.Popen(
@@ -160,19 +161,54 @@ def test_sigterm_during_dbt_build_stops_dbt_records_the_run_and_frees_the_wareho
         env=_env(settings),
     )
     assert run.stdout is not None
+    mark = "dbt build ..." if when == "while dbt starts" else " OK created "
+    seen = []
     for line in run.stdout:
-        if "dbt build ..." in line:
+        seen.append(line)
+        if mark in line:
             break
-    time.sleep(1.5)  # the dbt child is importing, parsing or building
+    assert mark in "".join(seen), "".join(seen)
+    if when == "while dbt starts":
+        time.sleep(1.0)  # the dbt child is importing dbt or parsing
     run.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
     out, err = run.communicate(timeout=120)
     assert run.returncode == 130, out + err
-    assert "el run: stopped" in err and "Traceback" not in err
+    # interrupted and gone, not killed after the 30 s grace
+    assert time.monotonic() - signalled < 25, out + err
+    assert "el run: stopped" in err and "Traceback" not in err, err
     assert "interrupted        failed" in out and "result: FAILED" in out
+    assert "elementary alerts skipped - the run was stopped" in out
     duckdb.connect(str(settings.warehouse)).close()  # writable at once: no dbt left holding it
     steps = dict(wh(settings, "select step, status from el_meta.pipeline_runs where run_id = 'stopped-1'"))
     assert steps["run"] == "failed" and steps["interrupted"] == "failed" and steps["load"] == "ok"
     assert "shop_run_failed 1.0" in (metrics_dir(settings) / "shop_elt.prom").read_text()
+
+
+def test_sigterm_during_el_dbt_interrupts_dbt_instead_of_killing_it(tmp_path: Path) -> None:
+    """`el dbt build` stopped: dbt gets Ctrl-C's interrupt (it cancels its queries; on PostgreSQL a killed
+    client leaves them running) and el waits for it, then releases the warehouse."""
+    settings = settings_for(tmp_path)
+    Simulator(settings.sources_root, SimConfig(scale=20)).advance(1)
+    load_sources(settings)
+    build = subprocess.Popen(
+        [sys.executable, "-m", "el.cli", "dbt", "build"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(settings),
+    )
+    assert build.stdout is not None
+    for line in build.stdout:
+        if " OK created " in line:
+            break
+    build.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    out, err = build.communicate(timeout=120)
+    assert build.returncode == 130 and "el dbt: stopped" in err, out[-2000:] + err
+    assert time.monotonic() - signalled < 25, "dbt was not interrupted: killed after the grace period"
+    assert "KeyboardInterrupt" in out  # dbt's own report of the interrupt: a SIGKILLed dbt says nothing
+    duckdb.connect(str(settings.warehouse)).close()
 
 
 def test_a_build_that_fails_before_writing_results_reports_no_earlier_runs_results(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from el.config import ConfigError
 from el.lock import AlreadyRunningError, exclusive
 from el.settings import Settings
 from el.sources.kafka import Message, classify, load_validator
-from el.stream import Replay, Stopper, batch_lock
+from el.stream import Replay, Stopper, WarehouseBusyError, batch_lock
 from tests.python.conftest import PROJECT_ROOT
 
 SHOW = (
@@ -156,9 +156,15 @@ def test_the_batch_lock_does_not_take_a_batchs_own_refusal_for_a_busy_warehouse(
     settings = Settings.under(PROJECT_ROOT, tmp_path)
     settings.warehouse.parent.mkdir(parents=True)
     with (
-        pytest.raises(AlreadyRunningError, match="pipeline folder held"),
+        pytest.raises(AlreadyRunningError, match="pipeline folder held") as raised,
         batch_lock(settings, "el stream test", first=False, stop=Stopper()),
     ):
         raise AlreadyRunningError("pipeline folder held")
-    with exclusive(settings.warehouse_db, "after"):  # and the lock was released
+    assert not isinstance(raised.value, WarehouseBusyError)  # Streamer.run ends the stream with it
+    # the lock was released; held by another writer, the batch is refused with the busy-warehouse error
+    with (
+        exclusive(settings.warehouse_db, "el run r-1"),
+        pytest.raises(WarehouseBusyError, match="el run r-1"),
+        batch_lock(settings, "x", first=True, stop=Stopper()),
+    ):
         pass
