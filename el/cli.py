@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import TextIO
 
 from el.dbt import DbtRunner, dbt_executable
+from el.dbt_batch import STOPPED_BY_SIGTERM
 from el.mode import Mode, detect
 from el.settings import Settings
 
@@ -42,7 +43,7 @@ def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     except (AlreadyRunningError, WarehouseError) as exc:
         print(f"el dbt: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: subprocess.run killed and waited for dbt
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: DbtRunner.run interrupted dbt and waited for it
         print("el dbt: stopped", file=sys.stderr)
         return 130
 
@@ -127,6 +128,9 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
     except (ConfigError, LoadError, StreamError, AlreadyRunningError, WarehouseError) as exc:
         print(f"el stream: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # a stop dlt itself caught mid-load: the batch is read again on restart
+        print(f"el stream: {exc}; its batch is loaded again on restart", file=sys.stderr)
+        return 130
     print(
         f"el stream: run {report.run_id}: {report.batches} batches, {report.messages} messages, "
         f"{report.rows} rows, {report.rejects} rejects; stopped: {report.stopped_by or 'done'}"
@@ -251,9 +255,10 @@ def stop_on_sigterm() -> None:
     SIGTERM itself: it finishes its batch.)"""
 
     def interrupt(signum: int, _frame: object) -> None:
-        # once: a second SIGTERM must not break the unwinding (recording the run, exporting its metrics)
-        signal.signal(signal.SIGTERM, lambda *_: print("el: already stopping", file=sys.stderr, flush=True))
-        raise KeyboardInterrupt(f"signal {signum}")
+        # once: a second SIGTERM must not break the unwinding (recording the run, exporting its metrics);
+        # os.write: a print here could re-enter a stderr write the signal interrupted
+        signal.signal(signal.SIGTERM, lambda *_: os.write(2, b"el: already stopping\n"))
+        raise KeyboardInterrupt(STOPPED_BY_SIGTERM)
 
     signal.signal(signal.SIGTERM, interrupt)
 

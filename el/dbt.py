@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from el.dbt_batch import DbtBatch, interrupt_and_wait
+from el.dbt_batch import DbtBatch, interrupt_and_wait, needs_forwarding
 from el.mode import FULL_MODE_VAR, Mode
 from el.settings import Settings
 from el.warehouse import LAKE_ENV
@@ -178,8 +178,8 @@ class DbtRunner:
         ) as process:
             try:
                 out, err = process.communicate()
-            except KeyboardInterrupt:
-                interrupt_and_wait(process)
+            except KeyboardInterrupt as stop:
+                interrupt_and_wait(process, forward=needs_forwarding(stop))
                 raise
         return subprocess.CompletedProcess(cmd, process.returncode, out, err)
 

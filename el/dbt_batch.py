@@ -87,7 +87,7 @@ class DbtBatch:
             return CommandResult(code or 2, 0.0, f"the dbt process ended with {code} before reporting")
         return CommandResult(**json.loads(line))
 
-    def stop(self, grace: float = 30.0) -> None:
+    def stop(self, grace: float = 30.0, forward: bool = True) -> None:
         """The run is being stopped (Ctrl-C, SIGTERM): interrupt the child as Ctrl-C would (dbt cancels its
         queries), kill it after `grace` seconds, and wait for it, so nothing writes after el lets go of
         the warehouse."""
@@ -95,7 +95,7 @@ class DbtBatch:
             return
         if self.process.stdin is not None:
             self.process.stdin.close()  # EOF: once dbt returns, the child runs nothing more
-        interrupt_and_wait(self.process, grace)
+        interrupt_and_wait(self.process, grace, forward)
 
     def close(self) -> int | None:
         if self.process is None:
@@ -108,17 +108,30 @@ class DbtBatch:
         return code
 
 
-def interrupt_and_wait(process: subprocess.Popen[Any], grace: float = 30.0) -> None:
-    """Stop a dbt child as Ctrl-C would (dbt cancels its queries), SIGKILL it after `grace` seconds, and wait
-    for it: nothing it started writes after this returns."""
+STOPPED_BY_SIGTERM = "stopped by SIGTERM"  # the KeyboardInterrupt el raises for a SIGTERM (el.cli)
+
+
+def needs_forwarding(stop: BaseException) -> bool:
+    """Whether the dbt child must be sent the interrupt: not for a terminal Ctrl-C, which the whole
+    foreground process group (dbt included) already got - a second one would break dbt's cancelling."""
+    return not isinstance(stop, KeyboardInterrupt) or stop.args == (STOPPED_BY_SIGTERM,)
+
+
+def interrupt_and_wait(process: subprocess.Popen[Any], grace: float = 30.0, forward: bool = True) -> None:
+    """Stop a dbt child as Ctrl-C would (dbt cancels its queries; `forward` False: it got Ctrl-C itself),
+    SIGKILL it after `grace` seconds (or at once on a second stop), and wait for it: nothing it started
+    writes after this returns."""
     if process.poll() is not None:
         return
-    process.send_signal(signal.SIGINT)
+    if forward:
+        process.send_signal(signal.SIGINT)
     try:
         process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
+    except BaseException:  # the grace ran out, or a second Ctrl-C: no more waiting
         process.kill()
         process.wait()
+        if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
+            raise
 
 
 def run_commands(parse: list[str], commands: list[list[str]], report: IO[str]) -> None:

@@ -274,6 +274,8 @@ class Loader:
             self.metrics.append(metric)
             if exc.step in ("extract", "normalize"):
                 set_aside_failed_packages(pipeline, f"step {exc.step} failed")
+            if isinstance(exc.__cause__, KeyboardInterrupt):  # Ctrl-C, SIGTERM (dlt's own handler included)
+                raise KeyboardInterrupt(f"stopped while loading {source}.{table} (step {exc.step})") from exc
             raise LoadError(f"loading {source}.{table} failed at step {exc.step}: {metric.error}") from exc
         self.refresh_views(source)
         normalize = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None

@@ -23,7 +23,7 @@ from typing import Any
 from el import observe
 from el.config import ConfigError
 from el.dbt import DbtRunner
-from el.dbt_batch import DbtBatch
+from el.dbt_batch import DbtBatch, needs_forwarding
 from el.load import LoadError, run_load
 from el.lock import AlreadyRunningError, exclusive
 from el.mode import ELEMENTARY_OFF_IN_CORE_MODE, Mode, elementary_off
@@ -229,8 +229,8 @@ class PipelineRun:
         try:
             self.step("dbt build", lambda: self._batched(batch, build))
             self.step("source freshness", lambda: self._batched(batch, freshness))
-        except BaseException:  # stopped: the dbt child goes before the run (and its lock) does
-            batch.stop()
+        except BaseException as stop:  # stopped: the dbt child goes before the run (and its lock) does
+            batch.stop(forward=needs_forwarding(stop))
             raise
         finally:
             batch.close()
@@ -271,7 +271,7 @@ class PipelineRun:
                     else:
                         self.skip("elementary report", ELEMENTARY_OFF_IN_CORE_MODE)
             except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM) or broken between steps: a failed run
-                stopped = True
+                stopped = isinstance(exc, KeyboardInterrupt)
                 self.results.append(StepResult("interrupted", "failed", 0.0, f"stopped by {type(exc).__name__}"))
                 raise
             finally:  # also when something outside a step raised: the run is recorded and exported

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -146,11 +149,12 @@ def test_an_unforeseen_error_or_an_interruption_still_ends_the_run_recorded_and_
     assert 'shop_run_info{run_id="raises-1"} 1.0' in metrics and "shop_run_failed 1.0" in metrics
 
 
-@pytest.mark.parametrize("when", ["while dbt starts", "while dbt writes models"])
+@pytest.mark.parametrize("when", ["while dbt starts", "while dbt writes models", "ctrl-c in a terminal"])
 def test_sigterm_during_dbt_build_stops_dbt_records_the_run_and_frees_the_warehouse(tmp_path: Path, when: str) -> None:
     """A scheduler's stop (`timeout`, systemd, a killed task) is SIGTERM: el interrupts its dbt child and
     waits for it before the run and its warehouse lock end (it used to die at once, the lock with it, while
-    dbt went on writing) - whether dbt is still importing and parsing or already building."""
+    dbt went on writing) - whether dbt is still importing and parsing or already building. Ctrl-C in a
+    terminal reaches the whole process group, dbt included: el waits for dbt without a second interrupt."""
     settings = settings_for(tmp_path)
     Simulator(settings.sources_root, SimConfig(scale=20)).advance(1)
     run = subprocess.Popen(
@@ -159,6 +163,7 @@ def test_sigterm_during_dbt_build_stops_dbt_records_the_run_and_frees_the_wareho
         stderr=subprocess.PIPE,
         text=True,
         env=_env(settings),
+        start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     assert run.stdout is not None
     mark = "dbt build ..." if when == "while dbt starts" else " OK created "
@@ -170,7 +175,10 @@ def test_sigterm_during_dbt_build_stops_dbt_records_the_run_and_frees_the_wareho
     assert mark in "".join(seen), "".join(seen)
     if when == "while dbt starts":
         time.sleep(1.0)  # the dbt child is importing dbt or parsing
-    run.send_signal(signal.SIGTERM)
+    if when == "ctrl-c in a terminal":
+        os.killpg(run.pid, signal.SIGINT)
+    else:
+        run.send_signal(signal.SIGTERM)
     signalled = time.monotonic()
     out, err = run.communicate(timeout=120)
     assert run.returncode == 130, out + err
@@ -183,6 +191,47 @@ def test_sigterm_during_dbt_build_stops_dbt_records_the_run_and_frees_the_wareho
     steps = dict(wh(settings, "select step, status from el_meta.pipeline_runs where run_id = 'stopped-1'"))
     assert steps["run"] == "failed" and steps["interrupted"] == "failed" and steps["load"] == "ok"
     assert "shop_run_failed 1.0" in (metrics_dir(settings) / "shop_elt.prom").read_text()
+
+
+def test_sigterm_during_the_load_stops_the_run_as_stopped_not_as_a_failed_load(tmp_path: Path) -> None:
+    """dlt wraps what stops it mid-load (Ctrl-C, SIGTERM; its own signal handler while it normalizes and
+    loads) in a step failure: el still ends the run as stopped - exit 130, step `interrupted`, no dbt -
+    rather than as a failed load that goes on to alerts."""
+    settings = settings_for(tmp_path)
+    Simulator(settings.sources_root, SimConfig(scale=20)).advance(1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve = ["serve", "--root", str(settings.sources_root), "--port", str(port), "--delay", "0.3"]
+    api = subprocess.Popen([sys.executable, "-m", "shopsim.cli", *serve], env=_env(settings))
+    try:
+        for _ in range(100):  # the API answers
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.1)
+        env = {**_env(settings), "SHOP_EVENTS_URL": f"http://127.0.0.1:{port}", "SHOP_EVENTS_PAGE_SIZE": "10"}
+        run = subprocess.Popen(
+            [sys.executable, "-m", "el.cli", "run", "--run-id", "stopped-2", "--source", "events_api"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert run.stdout is not None
+        for line in run.stdout:
+            if "load ..." in line:
+                break
+        time.sleep(1.5)  # paging the slow API
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=120)
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+    assert run.returncode == 130, out + err
+    assert "el run: stopped" in err and "Traceback" not in err, err
+    steps = dict(wh(settings, "select step, status from el_meta.pipeline_runs where run_id = 'stopped-2'"))
+    assert steps == {"run": "failed", "interrupted": "failed"}, steps  # no dbt step ran
+    assert "elementary alerts skipped - the run was stopped" in out
 
 
 def test_sigterm_during_el_dbt_interrupts_dbt_instead_of_killing_it(tmp_path: Path) -> None:
