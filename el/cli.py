@@ -261,6 +261,10 @@ def stop_on_sigterm() -> None:
         raise KeyboardInterrupt(STOPPED_BY_SIGTERM)
 
     signal.signal(signal.SIGTERM, interrupt)
+    # Ctrl-C's interrupt too, even when the launcher ignores it (a background job of a script, some CI
+    # runners): ignored, it is inherited through exec, and the dbt children would not hear the interrupt
+    # el sends them to stop (they would run on to the end, or be killed after the grace period)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":
