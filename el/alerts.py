@@ -26,14 +26,11 @@ def webhook_url() -> str | None:
     url = os.environ.get(WEBHOOK_ENV)
     if url:
         return url
-    from el.secrets import secret
-
-    class UnreadableSecretsError(Exception):
-        pass
+    from el.secrets import SecretsError, secret
 
     try:
-        return secret("alerts.webhook_url", UnreadableSecretsError) or None
-    except UnreadableSecretsError as exc:  # an alert must still be printed: say why it is not sent
+        return secret("alerts.webhook_url") or None
+    except SecretsError as exc:  # an alert must still be printed: say why it is not sent
         print(f"el: alerts: {exc}; no webhook", file=sys.stderr)
         return None
 

@@ -43,9 +43,6 @@ def cmd_dbt(args: argparse.Namespace, settings: Settings) -> int:
     except (AlreadyRunningError, WarehouseError) as exc:
         print(f"el dbt: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: DbtRunner.run interrupted dbt and waited for it
-        print("el dbt: stopped", file=sys.stderr)
-        return 130
 
 
 def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
@@ -59,9 +56,6 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     except (ConfigError, LoadError, AlreadyRunningError, WarehouseError) as exc:
         print(f"el load: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was not committed is extracted again next time
-        print("el load: stopped", file=sys.stderr)
-        return 130
     rows = sum(m.rows_loaded for m in metrics)
     rejects = sum(m.rejects for m in metrics)
     print(f"el load: run {metrics[0].run_id if metrics else '-'}: {rows} rows, {rejects} rejects")
@@ -242,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         stop_on_sigterm()
         try:
             return int(args.func(args, settings))
-        except KeyboardInterrupt:  # stopped before the command's own handling (e.g. while `dbt deps` ran)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: `el dbt`'s dbt was interrupted and waited for
+            # (DbtRunner.run); what `el load` had not committed is extracted again next time; `el run`
+            # prints its summary first (cmd_run), unless stopped before it began (e.g. in `dbt deps`)
             print(f"el {args.command}: stopped", file=sys.stderr)
             return 130
     return int(args.func(args, settings))

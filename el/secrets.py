@@ -10,7 +10,11 @@ import dlt
 from dlt.common.configuration.exceptions import ConfigProviderException
 
 
-def secret(key: str, error: type[Exception]) -> str | None:
+class SecretsError(Exception):
+    """dlt's secrets cannot be read."""
+
+
+def secret(key: str, error: type[Exception] = SecretsError) -> str | None:
     """`key` (dotted, e.g. `sources.shop_db.credentials`) from dlt's secrets as text, None when absent;
     `error` with the reason when the secrets cannot be read."""
     try:

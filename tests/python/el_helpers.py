@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +47,50 @@ def settings_for(tmp_path: Path) -> Settings:
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment of a child `el` process that uses `settings` (so it writes only under tmp)."""
     return {**os.environ, **settings.as_env(), **extra}
+
+
+def run_el(settings: Settings, *args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
+    """`el ARGS` in a child process with `settings` (and `env` on top): its exit code and captured output."""
+    return subprocess.run(
+        [sys.executable, "-m", "el.cli", *args],
+        env=env_for(settings, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a server a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def warehouse_held_elsewhere(settings: Settings) -> Iterator[None]:
+    """A DuckDB session in another process (a notebook, DBeaver) holds the warehouse file until the block
+    ends: nothing else can open it for writing meanwhile."""
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()",
+            str(settings.warehouse),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
 
 
 def wh(settings: Settings, sql: str) -> list[tuple[Any, ...]]:

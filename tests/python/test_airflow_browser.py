@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.python.airflow_helpers import DAG_ID, airflow_cli, airflow_env, describe_dag, migrate, require_airflow
-from tests.python.el_helpers import settings_for
+from tests.python.el_helpers import free_port, settings_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,12 +27,6 @@ def chromium() -> str:
         if found:
             return found
     pytest.skip("no Chromium on this machine (scripts/test.sh installs Debian's chromium when run as root)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(url: str, seconds: float, process: subprocess.Popen[bytes], log: Path) -> None:

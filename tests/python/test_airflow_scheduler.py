@@ -28,9 +28,9 @@ from tests.python.airflow_helpers import (
     migrate,
     require_airflow,
 )
-from tests.python.el_helpers import settings_for, webhook_receiver, wh
+from tests.python.el_helpers import free_port, settings_for, webhook_receiver, wh
 from tests.python.pg import scratch_database
-from tests.python.test_airflow_browser import free_port, wait_for
+from tests.python.test_airflow_browser import wait_for
 
 pytestmark = pytest.mark.slow
 

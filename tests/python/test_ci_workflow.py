@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,14 +17,9 @@ import pytest
 import yaml
 
 from tests.python.conftest import PROJECT_ROOT
+from tests.python.el_helpers import free_port
 
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "ci.yml"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def full_build_step(workflow: dict) -> dict:

@@ -17,7 +17,16 @@ from el.lock import AlreadyRunningError, exclusive
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
 from shopsim.config import Rates
-from tests.python.el_helpers import SERVED, env_for, latest, load_sources, settings_for, src, wh
+from tests.python.el_helpers import (
+    SERVED,
+    env_for,
+    latest,
+    load_sources,
+    settings_for,
+    src,
+    warehouse_held_elsewhere,
+    wh,
+)
 
 SHOP_TABLES = {
     "customers": ("customer_id", "customer_id, tier, updated_at"),
@@ -311,16 +320,5 @@ def test_cursor_state_lives_in_the_warehouse(demo, monkeypatch: pytest.MonkeyPat
 def test_warehouse_held_by_another_process_gives_a_clear_error(demo) -> None:
     settings, sim = demo
     sim.advance(1)
-    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(settings.warehouse)!r}); "
-         "print('ready', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        with pytest.raises(LoadError, match="cannot be opened for writing"):
-            load_sources(settings, ["marketing_files"])
-    finally:
-        holder.kill()
-        holder.wait()
+    with warehouse_held_elsewhere(settings), pytest.raises(LoadError, match="cannot be opened for writing"):
+        load_sources(settings, ["marketing_files"])

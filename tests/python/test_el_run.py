@@ -23,13 +23,18 @@ from el.mode import ELEMENTARY_OFF_ON_SPARK, Mode, detect
 from el.pipeline import EDR_PACKAGES, PipelineRun, RunOptions, elementary_not_built, report_path
 from el.prom import metrics_dir
 from shopsim import SimConfig, Simulator
-from tests.python.el_helpers import demo_events_url, env_for, load_sources, settings_for, wh
+from tests.python.el_helpers import (
+    demo_events_url,
+    env_for,
+    free_port,
+    load_sources,
+    run_el,
+    settings_for,
+    warehouse_held_elsewhere,
+    wh,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def _env(settings) -> dict[str, str]:
-    return env_for(settings)
 
 
 def test_run_records_every_step_under_one_run_id(tmp_path: Path) -> None:
@@ -53,17 +58,13 @@ def test_run_records_every_step_under_one_run_id(tmp_path: Path) -> None:
 def test_failed_load_stops_the_run_with_a_clear_summary(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     Simulator(settings.sources_root, SimConfig(scale=5)).advance(1)
-    env = {
-        **_env(settings),
-        "SHOP_DB_URL": "postgresql://postgres@127.0.0.1:1/nothing",
-        "SHOP_EVENTS_URL": "http://127.0.0.1:1",  # never reached: the shop database fails first
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "el.cli", "run", "--run-id", "broken-1"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
+    done = run_el(
+        settings,
+        "run",
+        "--run-id",
+        "broken-1",
+        SHOP_DB_URL="postgresql://postgres@127.0.0.1:1/nothing",
+        SHOP_EVENTS_URL="http://127.0.0.1:1",  # never reached: the shop database fails first
     )
     assert done.returncode == 1
     assert "load               failed" in done.stdout and "source database unreachable" in done.stdout
@@ -82,30 +83,8 @@ def test_a_warehouse_locked_by_another_process_fails_the_load_and_the_run_is_sti
     Simulator(settings.sources_root, SimConfig(scale=5)).advance(1)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     duckdb.connect(str(settings.warehouse)).close()  # the file exists
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()",
-            str(settings.warehouse),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        done = subprocess.run(
-            [sys.executable, "-m", "el.cli", "run", "--run-id", "locked-1", "--source", "marketing_files"],
-            capture_output=True,
-            text=True,
-            env=_env(settings),
-            check=False,
-        )
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
+    with warehouse_held_elsewhere(settings):
+        done = run_el(settings, "run", "--run-id", "locked-1", "--source", "marketing_files")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert "load               failed" in done.stdout and "locked" in done.stdout
@@ -162,7 +141,7 @@ def test_sigterm_during_dbt_build_stops_dbt_records_the_run_and_frees_the_wareho
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(settings),
+        env=env_for(settings),
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     assert run.stdout is not None
@@ -199,17 +178,15 @@ def test_sigterm_during_the_load_stops_the_run_as_stopped_not_as_a_failed_load(t
     rather than as a failed load that goes on to alerts."""
     settings = settings_for(tmp_path)
     Simulator(settings.sources_root, SimConfig(scale=20)).advance(1)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     serve = ["serve", "--root", str(settings.sources_root), "--port", str(port), "--delay", "0.3"]
-    api = subprocess.Popen([sys.executable, "-m", "shopsim.cli", *serve], env=_env(settings))
+    api = subprocess.Popen([sys.executable, "-m", "shopsim.cli", *serve], env=env_for(settings))
     try:
         for _ in range(100):  # the API answers
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
                 break
             time.sleep(0.1)
-        env = {**_env(settings), "SHOP_EVENTS_URL": f"http://127.0.0.1:{port}", "SHOP_EVENTS_PAGE_SIZE": "10"}
+        env = {**env_for(settings), "SHOP_EVENTS_URL": f"http://127.0.0.1:{port}", "SHOP_EVENTS_PAGE_SIZE": "10"}
         run = subprocess.Popen(
             [sys.executable, "-m", "el.cli", "run", "--run-id", "stopped-2", "--source", "events_api"],
             stdout=subprocess.PIPE,
@@ -245,7 +222,7 @@ def test_sigterm_during_el_dbt_interrupts_dbt_instead_of_killing_it(tmp_path: Pa
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(settings),
+        env=env_for(settings),
     )
     assert build.stdout is not None
     for line in build.stdout:
@@ -270,25 +247,9 @@ def test_a_build_that_fails_before_writing_results_reports_no_earlier_runs_resul
     first.dbt_steps()
     assert [r.status for r in first.results] == ["ok", "ok"]
     assert (settings.target_dir / "run_results.json").is_file() and (settings.target_dir / "sources.json").is_file()
-    holder = subprocess.Popen(  # a DuckDB session elsewhere holds the warehouse: dbt cannot open it
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()",
-            str(settings.warehouse),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with warehouse_held_elsewhere(settings):  # dbt cannot open the warehouse
         second = PipelineRun(settings, detect(settings.project_root), "results-2", RunOptions(quiet=True))
         second.dbt_steps()
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
     assert [r.status for r in second.results] == ["failed", "failed"]
     for artifact in ("run_results.json", "sources.json"):
         path = settings.target_dir / artifact
@@ -298,24 +259,16 @@ def test_a_build_that_fails_before_writing_results_reports_no_earlier_runs_resul
 def test_second_run_is_refused_and_bad_dates_rejected(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     with exclusive(settings.warehouse, "another el run"):
-        done = subprocess.run(
-            [sys.executable, "-m", "el.cli", "run"], capture_output=True, text=True, env=_env(settings), check=False
-        )
+        done = run_el(settings, "run")
     assert done.returncode == 2 and "refused: another el run" in done.stderr
-    bad = subprocess.run(
-        [sys.executable, "-m", "el.cli", "run", "--from", "2026-02-01", "--to", "2026-01-01"],
-        capture_output=True,
-        text=True,
-        env=_env(settings),
-        check=False,
-    )
+    bad = run_el(settings, "run", "--from", "2026-02-01", "--to", "2026-01-01")
     assert bad.returncode == 2 and "--to is before --from" in bad.stderr
 
 
 def test_run_without_events_url_says_how_to_set_it(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     Simulator(settings.sources_root, SimConfig(scale=5)).advance(1)
-    env = {k: v for k, v in _env(settings).items() if k != "SHOP_EVENTS_URL"}
+    env = {k: v for k, v in env_for(settings).items() if k != "SHOP_EVENTS_URL"}
     cmd = [sys.executable, "-m", "el.cli", "load"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 2

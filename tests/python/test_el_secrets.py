@@ -80,3 +80,28 @@ def test_an_unreadable_secrets_file_is_an_error_not_the_defaults(tmp_path: Path)
     assert load.stderr.startswith("el load: dlt's secrets cannot be read"), load.stderr
     assert "Traceback" not in load.stderr
     assert not (tmp_path / "wh" / "warehouse.duckdb").exists()
+
+
+def test_alerts_read_the_webhook_from_the_secrets_and_say_why_when_they_cannot(tmp_path: Path) -> None:
+    """An alert is printed even when the secrets are broken, with the reason the webhook is not used."""
+
+    def webhook(name: str, text: str) -> subprocess.CompletedProcess[str]:
+        project = _project_with_secrets(tmp_path / name, text)
+        return subprocess.run(
+            [sys.executable, "-c", "from el.alerts import webhook_url; print(webhook_url())"],
+            cwd=tmp_path,
+            env={**_env(DLT_PROJECT_DIR=str(project)), "SHOP_ALERT_WEBHOOK_URL": ""},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    done = webhook("good", '[alerts]\nwebhook_url = "https://hooks.example.com/T1"\n')
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "https://hooks.example.com/T1"
+    broken = webhook("broken", '[alerts\nwebhook_url = "https://hooks.example.com/T1"\n')
+    assert broken.returncode == 0, broken.stderr[-2000:]
+    assert broken.stdout.strip().splitlines()[-1] == "None"
+    assert "el: alerts: dlt's secrets cannot be read (looking for alerts.webhook_url)" in broken.stderr
+    assert broken.stderr.rstrip().endswith("; no webhook")

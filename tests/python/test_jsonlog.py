@@ -4,25 +4,16 @@ el_meta carry too (`el load` used to tag its lines with one id and record its me
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from shopsim import SimConfig, Simulator
-from tests.python.el_helpers import env_for, settings_for, wh
+from tests.python.el_helpers import run_el, settings_for, wh
 
 
 def test_json_lines_of_el_load_carry_the_run_id_its_metrics_are_stored_under(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     Simulator(settings.sources_root, SimConfig(scale=5)).advance(1)
-    done = subprocess.run(
-        [sys.executable, "-m", "el.cli", "--log-format", "json", "load", "marketing_files"],
-        env=env_for(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_el(settings, "--log-format", "json", "load", "marketing_files", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
     summary = [r["message"] for r in records if r["message"].startswith("el load: run ")]
@@ -37,14 +28,7 @@ def test_json_lines_of_el_load_carry_the_run_id_its_metrics_are_stored_under(tmp
 def test_el_dbt_leaves_stdout_to_dbt(tmp_path: Path) -> None:
     """`el dbt ls --output json | jq`: the mode line goes to stderr, stdout is dbt's JSON only."""
     settings = settings_for(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-m", "el.cli", "dbt", "ls", "--quiet", "--output", "json", "--resource-type", "seed"],
-        env=env_for(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_el(settings, "dbt", "ls", "--quiet", "--output", "json", "--resource-type", "seed", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     nodes = [json.loads(line) for line in done.stdout.splitlines()]  # every line is JSON
     assert {node["resource_type"] for node in nodes} == {"seed"}

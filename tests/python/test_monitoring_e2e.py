@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from el.lineage import run_uuid, source_namespace
 from el.mode import detect
 from shopsim import SimConfig, Simulator
 from tests.python.conftest import PROJECT_ROOT
-from tests.python.el_helpers import demo_events_url, env_for, settings_for, wh
+from tests.python.el_helpers import demo_events_url, env_for, free_port, settings_for, wh
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +37,6 @@ if PROMETHEUS is None or PUSHGATEWAY is None:
 
 RUN_ID = "mon-ok-1"
 FAILED_RUN_ID = "mon-broken-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str) -> Any:
@@ -80,7 +73,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("prom")
-    gateway_port, prometheus_port = _free_port(), _free_port()
+    gateway_port, prometheus_port = free_port(), free_port()
     config = home / "prometheus.yml"
     config.write_text(
         json.dumps(  # JSON is YAML
