@@ -57,7 +57,7 @@ def test_an_unreadable_secrets_file_is_an_error_not_the_defaults(tmp_path: Path)
     project = _project_with_secrets(tmp_path, '[sources.shop_db\ncredentials = "postgresql://shop@db.internal/shop"\n')
     done = _show_url(tmp_path, tmp_path, DLT_PROJECT_DIR=str(project))
     assert done.returncode != 0
-    assert "ConfigError: dlt's secrets cannot be read (looking for sources.shop_db.credentials)" in done.stderr
+    assert "ConfigError: dlt's config/secrets cannot be read (looking for sources.shop_db.credentials)" in done.stderr
     assert "sqlite" not in done.stdout
     # through the command: one line and exit 2, nothing loaded
     settings_env = {
@@ -77,9 +77,20 @@ def test_an_unreadable_secrets_file_is_an_error_not_the_defaults(tmp_path: Path)
         check=False,
     )
     assert load.returncode == 2, load.stdout + load.stderr
-    assert load.stderr.startswith("el load: dlt's secrets cannot be read"), load.stderr
+    assert load.stderr.startswith("el load: dlt's config/secrets cannot be read"), load.stderr
     assert "Traceback" not in load.stderr
     assert not (tmp_path / "wh" / "warehouse.duckdb").exists()
+
+
+def test_a_broken_config_toml_is_named_in_the_error(tmp_path: Path) -> None:
+    """dlt reads .dlt/config.toml with the secrets: a typo there fails the lookup too, and says so."""
+    project = _project_with_secrets(tmp_path, '[sources.shop_db]\ncredentials = "postgresql://shop@db.internal/shop"\n')
+    (project / ".dlt" / "config.toml").write_text("[runtime\nlog_level = 'INFO'\n")
+    done = _show_url(tmp_path, tmp_path, DLT_PROJECT_DIR=str(project))
+    assert done.returncode != 0
+    assert "ConfigError: dlt's config/secrets cannot be read (looking for sources.shop_db.credentials)" in done.stderr
+    assert "config.toml" in done.stderr.splitlines()[-1]
+    assert "sqlite" not in done.stdout
 
 
 def test_alerts_read_the_webhook_from_the_secrets_and_say_why_when_they_cannot(tmp_path: Path) -> None:
@@ -103,5 +114,5 @@ def test_alerts_read_the_webhook_from_the_secrets_and_say_why_when_they_cannot(t
     broken = webhook("broken", '[alerts\nwebhook_url = "https://hooks.example.com/T1"\n')
     assert broken.returncode == 0, broken.stderr[-2000:]
     assert broken.stdout.strip().splitlines()[-1] == "None"
-    assert "el: alerts: dlt's secrets cannot be read (looking for alerts.webhook_url)" in broken.stderr
+    assert "el: alerts: dlt's config/secrets cannot be read (looking for alerts.webhook_url)" in broken.stderr
     assert broken.stderr.rstrip().endswith("; no webhook")
