@@ -1,9 +1,11 @@
-"""Helpers for extract-load tests: isolated settings and warehouse queries."""
+"""Helpers for the tests: isolated settings, warehouse and source queries, `el` as a child process, local
+ports, servers and browsers."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 from el.settings import Settings
 from tests.python.conftest import PROJECT_ROOT
@@ -66,6 +69,15 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def chromium() -> str:
+    """The headless browser the browser tests drive; they skip, saying why, where there is none."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("no Chromium on this machine (scripts/test.sh installs Debian's chromium when run as root)")
 
 
 @contextmanager

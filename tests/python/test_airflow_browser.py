@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tempfile
 import time
@@ -16,17 +15,9 @@ from typing import Any
 import pytest
 
 from tests.python.airflow_helpers import DAG_ID, airflow_cli, airflow_env, describe_dag, migrate, require_airflow
-from tests.python.el_helpers import free_port, settings_for
+from tests.python.el_helpers import chromium, free_port, settings_for
 
 pytestmark = pytest.mark.slow
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("no Chromium on this machine (scripts/test.sh installs Debian's chromium when run as root)")
 
 
 def wait_for(url: str, seconds: float, process: subprocess.Popen[bytes], log: Path) -> None:

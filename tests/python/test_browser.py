@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -15,17 +14,9 @@ from el.mode import detect
 from el.pipeline import PipelineRun, RunOptions, report_path
 from el.settings import Settings
 from shopsim import SimConfig, Simulator
-from tests.python.el_helpers import load_sources, settings_for
+from tests.python.el_helpers import chromium, load_sources, settings_for
 
 pytestmark = pytest.mark.slow
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("no Chromium on this machine (scripts/test.sh installs Debian's chromium when run as root)")
 
 
 def render(page: Path, fragment: str = "") -> str:
