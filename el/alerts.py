@@ -31,7 +31,7 @@ def webhook_url() -> str | None:
     try:
         return secret("alerts.webhook_url") or None
     except SecretsError as exc:  # an alert must still be printed: say why it is not sent
-        print(f"el: alerts: {exc}; no webhook", file=sys.stderr)
+        _say(f"{exc}; no webhook")
         return None
 
 

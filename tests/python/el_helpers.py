@@ -81,9 +81,9 @@ def chromium() -> str:
 
 
 @contextmanager
-def warehouse_held_elsewhere(settings: Settings) -> Iterator[None]:
+def warehouse_held_elsewhere(settings: Settings) -> Iterator[subprocess.Popen[str]]:
     """A DuckDB session in another process (a notebook, DBeaver) holds the warehouse file until the block
-    ends: nothing else can open it for writing meanwhile."""
+    ends: nothing else can open it for writing meanwhile. Yields that process."""
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen(
         [
@@ -98,11 +98,15 @@ def warehouse_held_elsewhere(settings: Settings) -> Iterator[None]:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        yield
+        yield holder
     finally:
         assert holder.stdin is not None
         holder.stdin.close()
-        holder.wait(timeout=30)
+        try:
+            holder.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # never left running, nor hiding the block's own error
+            holder.kill()
+            holder.wait()
 
 
 def wh(settings: Settings, sql: str) -> list[tuple[Any, ...]]:

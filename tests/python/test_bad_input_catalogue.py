@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal, InvalidOperation
 
 import pytest
 
@@ -62,11 +63,12 @@ def test_new_columns_evolve_the_raw_schema(loaded: Settings) -> None:
         assert filled > 0 and empty > 0, f"{dataset}.{table}.{column}: before and after the drift day"
 
 
-# shop table -> (key, the contract breach in the source's own terms: SQLite's values, not the loader's checks)
+# shop table -> (key, the contract breach in the source's own terms: SQLite's values, not the loader's checks,
+# and the reason code its rows are rejected with); the simulator breaks no other shop table
 SHOP_BREACHES = {
-    "orders": ("order_id", "customer_id is null"),
-    "order_items": ("order_item_id", "typeof(quantity) <> 'integer'"),
-    "payments": ("payment_id", "amount < 0"),
+    "orders": ("order_id", "customer_id is null", "null_key"),
+    "order_items": ("order_item_id", "typeof(quantity) <> 'integer'", "type_drift"),
+    "payments": ("payment_id", "amount < 0", "negative_amount"),
 }
 # the simulator's record of the defect it put into an event -> the reason code the event must be rejected with
 EVENT_DEFECTS = {
@@ -81,7 +83,7 @@ EVENT_DEFECTS = {
 def test_shop_rows_land_in_raw_or_rejects_as_the_source_says(loaded: Settings, table: str) -> None:
     """Every source row breaking the contract is rejected (and not in raw); every other row is in raw (and
     not rejected): the split is checked against the source's values, not against the reason codes."""
-    key, breach = SHOP_BREACHES[table]
+    key, breach, code = SHOP_BREACHES[table]
     shop = SourcePaths(loaded.sources_root).shop_db
     bad = {row[0] for row in src(shop, f"select {key} from {table} where {breach}")}
     fit = {row[0] for row in src(shop, f"select {key} from {table} where not ({breach})")}
@@ -97,6 +99,13 @@ def test_shop_rows_land_in_raw_or_rejects_as_the_source_says(loaded: Settings, t
     }
     assert in_raw == fit
     assert rejected == bad
+    codes = wh(loaded, f"select distinct reason_code from raw_shop.rejects where source_table = '{table}'")
+    assert codes == [(code,)]
+
+
+def test_only_the_broken_shop_tables_have_rejects(loaded: Settings) -> None:
+    tables = wh(loaded, "select distinct source_table from raw_shop.rejects order by 1")
+    assert tables == [(table,) for table in sorted(SHOP_BREACHES)]
 
 
 def test_events_land_in_raw_or_rejects_as_the_simulator_made_them(loaded: Settings) -> None:
@@ -111,13 +120,18 @@ def test_events_land_in_raw_or_rejects_as_the_simulator_made_them(loaded: Settin
     assert rejected == {EVENT_DEFECTS[defect]: count for defect, count in served.items()}
 
 
+def _fit_spend(text: str | None) -> bool:
+    """A spend amount the contract accepts: a decimal number, not negative."""
+    try:
+        return Decimal((text or "").strip()) >= 0
+    except InvalidOperation:
+        return False
+
+
 def test_spend_rows_in_raw_keep_the_contract_and_every_reject_breaks_it(loaded: Settings) -> None:
-    assert wh(
-        loaded, "select count(*) from raw_marketing.spend where channel is null or channel = '' or spend < 0"
-    ) == [(0,)]
+    bad_raw = "select count(*) from raw_marketing.spend where channel is null or channel = '' or spend < 0"
+    assert wh(loaded, bad_raw) == [(0,)]
     records = [json.loads(row[0]) for row in wh(loaded, "select record from raw_marketing.rejects")]
     assert records
     for record in records:
-        spend = record["spend"]
-        broken_spend = not spend.lstrip("-").replace(".", "", 1).isdigit() or spend.startswith("-")
-        assert not record["channel"] or broken_spend, record
+        assert not record.get("channel") or not _fit_spend(record.get("spend")), record

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +17,9 @@ from shopsim.api import EventsApi
 from shopsim.config import Rates
 from tests.python.el_helpers import (
     SERVED,
-    env_for,
     latest,
     load_sources,
+    run_el,
     settings_for,
     src,
     warehouse_held_elsewhere,
@@ -276,13 +274,7 @@ def test_concurrent_load_is_refused_and_warehouse_intact(demo) -> None:
     with exclusive(settings.warehouse, "test holder"):
         with pytest.raises(AlreadyRunningError, match="refused: test holder"):
             load_sources(settings)
-        done = subprocess.run(
-            [sys.executable, "-m", "el.cli", "load", "marketing_files"],
-            capture_output=True,
-            text=True,
-            env=env_for(settings),
-            check=False,
-        )
+        done = run_el(settings, "load", "marketing_files")
         assert done.returncode == 2 and "refused" in done.stderr
     assert wh(settings, "select count(*) from raw_marketing.spend")[0][0] == before
 

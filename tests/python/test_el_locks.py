@@ -17,47 +17,23 @@ from el.load import OWNER_FILE, Loader, failed_packages_dir, warehouse_identity
 from el.lock import exclusive
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
-from tests.python.el_helpers import SERVED, env_for, settings_for, src, wh
+from tests.python.el_helpers import SERVED, env_for, run_el, settings_for, src, warehouse_held_elsewhere, wh
 
 pytestmark = pytest.mark.slow
-
-
-def _env(settings, **extra: str) -> dict[str, str]:
-    return env_for(settings, PYTHONPATH=str(Path(__file__).resolve().parents[2]), **extra)
-
-
-def _el(settings, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "el.cli", *args],
-        capture_output=True,
-        text=True,
-        env=_env(settings, **extra),
-        check=False,
-    )
 
 
 def test_el_dbt_is_refused_while_a_run_holds_the_warehouse(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     with exclusive(settings.warehouse, "el run r-1"):
-        done = _el(settings, "dbt", "ls")
+        done = run_el(settings, "dbt", "ls")
     assert done.returncode == 2 and "el dbt: refused: el run r-1" in done.stderr
 
 
 def test_el_run_against_a_locked_warehouse_fails_cleanly_before_extracting(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     Simulator(settings.sources_root, SimConfig(scale=5)).advance(1)
-    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(settings.warehouse)!r}); "
-         "print('ready', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        done = _el(settings, "run", "--source", "marketing_files")
-    finally:
-        holder.kill()
-        holder.wait()
+    with warehouse_held_elsewhere(settings) as holder:
+        done = run_el(settings, "run", "--source", "marketing_files")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr + done.stdout
     assert f"locked by process {holder.pid}" in done.stdout
@@ -72,7 +48,7 @@ def test_killed_run_is_recorded_started_then_interrupted(tmp_path: Path) -> None
         api.server.delay = 0.05
         run = subprocess.Popen(
             [sys.executable, "-m", "el.cli", "run", "--source", "events_api", "--run-id", "killed-1"],
-            env=_env(settings, SHOP_EVENTS_URL=api.url, SHOP_EVENTS_PAGE_SIZE="10"),
+            env=env_for(settings, SHOP_EVENTS_URL=api.url, SHOP_EVENTS_PAGE_SIZE="10"),
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60
@@ -82,7 +58,7 @@ def test_killed_run_is_recorded_started_then_interrupted(tmp_path: Path) -> None
         os.kill(run.pid, signal.SIGKILL)
         run.wait()
     assert wh(settings, "select status from el_meta.pipeline_runs where run_id = 'killed-1'") == [("started",)]
-    done = _el(settings, "run", "--source", "shop_db", "--run-id", "next-1",
+    done = run_el(settings, "run", "--source", "shop_db", "--run-id", "next-1",
                SHOP_DB_URL="postgresql://postgres@127.0.0.1:1/none")  # fmt: skip
     assert done.returncode == 1
     runs = dict(wh(settings, "select run_id, status from el_meta.pipeline_runs where step = 'run'"))
@@ -102,12 +78,12 @@ def test_second_warehouse_in_the_same_folder_is_refused_while_the_first_extracts
         extra = {"SHOP_EVENTS_URL": api.url, "SHOP_EVENTS_PAGE_SIZE": "10", "SHOP_EVENTS_LAG_HOURS": "0"}
         loader = subprocess.Popen(
             [sys.executable, "-m", "el.cli", "load", "events_api"],
-            env=_env(first, **extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env_for(first, **extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while api.server.requests < 5 and time.monotonic() < deadline:
             time.sleep(0.05)
-        refused = _el(second, "load", "events_api", **extra)
+        refused = run_el(second, "load", "events_api", **extra)
         api.server.delay = 0.0
         out, err = loader.communicate(timeout=120)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr + refused.stdout
@@ -133,7 +109,7 @@ def test_two_warehouses_in_one_folder_each_load_every_row_from_their_own_cursors
         for day in range(2):
             if day:
                 sim.advance(1)
-            turns += [_el(first, "load", "events_api", **extra), _el(second, "load", "events_api", **extra)]
+            turns += [run_el(first, "load", "events_api", **extra), run_el(second, "load", "events_api", **extra)]
     assert all(turn.returncode == 0 for turn in turns), [t.stdout + t.stderr for t in turns]
     assert "held the state of warehouse" in turns[-1].stderr  # the switch is said, not silent
     served = f"from events where defect is null and {SERVED}"

@@ -23,13 +23,16 @@ from el.mode import ELEMENTARY_OFF_ON_SPARK, Mode, detect
 from el.pipeline import EDR_PACKAGES, PipelineRun, RunOptions, elementary_not_built, report_path
 from el.prom import metrics_dir
 from shopsim import SimConfig, Simulator
+from shopsim.api import EventsApi
 from tests.python.el_helpers import (
+    SERVED,
     demo_events_url,
     env_for,
     free_port,
     load_sources,
     run_el,
     settings_for,
+    src,
     warehouse_held_elsewhere,
     wh,
 )
@@ -209,6 +212,40 @@ def test_sigterm_during_the_load_stops_the_run_as_stopped_not_as_a_failed_load(t
     steps = dict(wh(settings, "select step, status from el_meta.pipeline_runs where run_id = 'stopped-2'"))
     assert steps == {"run": "failed", "interrupted": "failed"}, steps  # no dbt step ran
     assert "elementary alerts skipped - the run was stopped" in out
+
+
+def test_sigterm_during_el_load_stops_it_and_the_next_load_takes_every_row(tmp_path: Path) -> None:
+    """`el load` stopped mid-extract: exit 130 with one line, no traceback, the warehouse free at once, and
+    nothing committed that the next load would then skip - it loads every served event exactly once."""
+    settings = settings_for(tmp_path)
+    sim = Simulator(settings.sources_root, SimConfig(scale=40))
+    sim.advance(1)
+    with EventsApi(sim.paths.events_db) as api:
+        api.server.delay = 0.05
+        env = env_for(settings, SHOP_EVENTS_URL=api.url, SHOP_EVENTS_PAGE_SIZE="10")
+        load = subprocess.Popen(
+            [sys.executable, "-m", "el.cli", "load", "events_api"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        deadline = time.monotonic() + 60
+        while api.server.requests < 5:  # paging the slow API
+            assert time.monotonic() < deadline and load.poll() is None
+            time.sleep(0.05)
+        load.send_signal(signal.SIGTERM)
+        out, err = load.communicate(timeout=120)
+        assert load.returncode == 130, out + err
+        assert err.strip().splitlines()[-1] == "el load: stopped" and "Traceback" not in err, err
+        duckdb.connect(str(settings.warehouse)).close()  # writable at once
+        api.server.delay = 0.0
+        again = run_el(settings, "load", "events_api", SHOP_EVENTS_URL=api.url)
+    assert again.returncode == 0, again.stdout + again.stderr
+    served = f"from events where defect is null and {SERVED}"
+    ((fit, distinct),) = src(sim.paths.events_db, f"select count(*), count(distinct event_id) {served}")
+    assert fit > 0
+    assert wh(settings, "select count(*), count(distinct event_id) from raw_events.events") == [(fit, distinct)]
 
 
 def test_sigterm_during_el_dbt_interrupts_dbt_instead_of_killing_it(tmp_path: Path) -> None:

@@ -114,5 +114,5 @@ def test_alerts_read_the_webhook_from_the_secrets_and_say_why_when_they_cannot(t
     broken = webhook("broken", '[alerts\nwebhook_url = "https://hooks.example.com/T1"\n')
     assert broken.returncode == 0, broken.stderr[-2000:]
     assert broken.stdout.strip().splitlines()[-1] == "None"
-    assert "el: alerts: dlt's config/secrets cannot be read (looking for alerts.webhook_url)" in broken.stderr
+    assert "el alerts: dlt's config/secrets cannot be read (looking for alerts.webhook_url)" in broken.stderr
     assert broken.stderr.rstrip().endswith("; no webhook")

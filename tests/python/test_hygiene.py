@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 from el.dbt import DbtRunner
 from el.mode import detect
 from shopsim import SimConfig, Simulator
 from tests.python.conftest import PROJECT_ROOT
-from tests.python.el_helpers import env_for, settings_for
+from tests.python.el_helpers import run_el, settings_for
 
 WRITTEN_BY_RUNS = ("data", "target", "logs", ".dbt_core")
 
@@ -64,9 +62,7 @@ def test_dbt_run_by_a_test_leaves_the_demo_artifacts_untouched(tmp_path: Path) -
 def test_load_outside_a_terminal_prints_no_dlt_progress_lines(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     Simulator(settings.sources_root, SimConfig(scale=5)).advance(1)
-    env = env_for(settings)
-    cmd = [sys.executable, "-m", "el.cli", "load", "marketing_files"]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    done = run_el(settings, "load", "marketing_files")
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     assert len(lines) == 2 and all(line.startswith("el") for line in lines), lines  # table summary + run total
