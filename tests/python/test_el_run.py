@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,13 +20,13 @@ from el.lock import exclusive
 from el.mode import ELEMENTARY_OFF_ON_SPARK, Mode, detect
 from el.pipeline import EDR_PACKAGES, PipelineRun, RunOptions, elementary_not_built, report_path
 from el.prom import metrics_dir
+from el.settings import Settings
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
 from tests.python.el_helpers import (
     SERVED,
     demo_events_url,
     env_for,
-    free_port,
     load_sources,
     run_el,
     settings_for,
@@ -175,39 +173,38 @@ def test_sigterm_during_dbt_build_stops_dbt_records_the_run_and_frees_the_wareho
     assert "shop_run_failed 1.0" in (metrics_dir(settings) / "shop_elt.prom").read_text()
 
 
+def _sigterm_while_paging(settings: Settings, api: EventsApi, *el_args: str) -> tuple[int, str, str]:
+    """`el ARGS` against a slow events API, sent SIGTERM once it has fetched 5 pages (mid-extract); the API
+    is fast again afterwards. Returns the exit code, stdout and stderr."""
+    api.server.delay = 0.05
+    started = api.server.requests
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "el.cli", *el_args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env_for(settings, SHOP_EVENTS_URL=api.url, SHOP_EVENTS_PAGE_SIZE="10"),
+    )
+    deadline = time.monotonic() + 60
+    while api.server.requests < started + 5:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    api.server.delay = 0.0
+    return proc.returncode, out, err
+
+
 def test_sigterm_during_the_load_stops_the_run_as_stopped_not_as_a_failed_load(tmp_path: Path) -> None:
     """dlt wraps what stops it mid-load (Ctrl-C, SIGTERM; its own signal handler while it normalizes and
     loads) in a step failure: el still ends the run as stopped - exit 130, step `interrupted`, no dbt -
     rather than as a failed load that goes on to alerts."""
     settings = settings_for(tmp_path)
-    Simulator(settings.sources_root, SimConfig(scale=20)).advance(1)
-    port = free_port()
-    serve = ["serve", "--root", str(settings.sources_root), "--port", str(port), "--delay", "0.3"]
-    api = subprocess.Popen([sys.executable, "-m", "shopsim.cli", *serve], env=env_for(settings))
-    try:
-        for _ in range(100):  # the API answers
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            time.sleep(0.1)
-        env = {**env_for(settings), "SHOP_EVENTS_URL": f"http://127.0.0.1:{port}", "SHOP_EVENTS_PAGE_SIZE": "10"}
-        run = subprocess.Popen(
-            [sys.executable, "-m", "el.cli", "run", "--run-id", "stopped-2", "--source", "events_api"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert run.stdout is not None
-        for line in run.stdout:
-            if "load ..." in line:
-                break
-        time.sleep(1.5)  # paging the slow API
-        run.send_signal(signal.SIGTERM)
-        out, err = run.communicate(timeout=120)
-    finally:
-        api.terminate()
-        api.wait(timeout=30)
-    assert run.returncode == 130, out + err
+    sim = Simulator(settings.sources_root, SimConfig(scale=20))
+    sim.advance(1)
+    with EventsApi(sim.paths.events_db) as api:
+        code, out, err = _sigterm_while_paging(settings, api, "run", "--run-id", "stopped-2", "--source", "events_api")
+    assert code == 130, out + err
     assert "el run: stopped" in err and "Traceback" not in err, err
     steps = dict(wh(settings, "select step, status from el_meta.pipeline_runs where run_id = 'stopped-2'"))
     assert steps == {"run": "failed", "interrupted": "failed"}, steps  # no dbt step ran
@@ -221,25 +218,10 @@ def test_sigterm_during_el_load_stops_it_and_the_next_load_takes_every_row(tmp_p
     sim = Simulator(settings.sources_root, SimConfig(scale=40))
     sim.advance(1)
     with EventsApi(sim.paths.events_db) as api:
-        api.server.delay = 0.05
-        env = env_for(settings, SHOP_EVENTS_URL=api.url, SHOP_EVENTS_PAGE_SIZE="10")
-        load = subprocess.Popen(
-            [sys.executable, "-m", "el.cli", "load", "events_api"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        deadline = time.monotonic() + 60
-        while api.server.requests < 5:  # paging the slow API
-            assert time.monotonic() < deadline and load.poll() is None
-            time.sleep(0.05)
-        load.send_signal(signal.SIGTERM)
-        out, err = load.communicate(timeout=120)
-        assert load.returncode == 130, out + err
+        code, out, err = _sigterm_while_paging(settings, api, "load", "events_api")
+        assert code == 130, out + err
         assert err.strip().splitlines()[-1] == "el load: stopped" and "Traceback" not in err, err
         duckdb.connect(str(settings.warehouse)).close()  # writable at once
-        api.server.delay = 0.0
         again = run_el(settings, "load", "events_api", SHOP_EVENTS_URL=api.url)
     assert again.returncode == 0, again.stdout + again.stderr
     served = f"from events where defect is null and {SERVED}"
