@@ -109,6 +109,15 @@ def warehouse_held_elsewhere(settings: Settings) -> Iterator[subprocess.Popen[st
             holder.wait()
 
 
+def served_fit_events(events_db: Path) -> tuple[int, int]:
+    """The fit events the API has served so far: deliveries (a redelivery counts again) and distinct ids -
+    what raw_events.events holds when every served delivery is loaded exactly once."""
+    ((deliveries, distinct),) = src(
+        events_db, f"select count(*), count(distinct event_id) from events where defect is null and {SERVED}"
+    )
+    return deliveries, distinct
+
+
 def wh(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         return conn.execute(sql).fetchall()

@@ -19,7 +19,7 @@ from el.settings import Settings
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
 from shopsim.config import Rates
-from tests.python.el_helpers import SERVED, env_for, load_sources, settings_for, src, wh
+from tests.python.el_helpers import env_for, load_sources, served_fit_events, settings_for, wh
 
 pytestmark = pytest.mark.slow
 
@@ -85,9 +85,7 @@ def test_kill_9_during_load_then_rerun_loses_and_doubles_nothing(
     assert _cut_short(settings) == [], "the killed extract is left in normalize/"
     kept = failed_packages_dir(_events_pipeline(settings)) / killed
     assert any(kept.glob("new_jobs/events.*")), "kept for inspection"
-    served = f"defect is null and {SERVED}"
-    deliveries = src(sim.paths.events_db, f"select count(*) from events where {served}")[0][0]
-    distinct = src(sim.paths.events_db, f"select count(distinct event_id) from events where {served}")[0][0]
+    deliveries, distinct = served_fit_events(sim.paths.events_db)
     assert wh(settings, "select count(*) from raw_events.events")[0][0] == deliveries
     assert wh(settings, "select count(distinct event_id) from raw_events.events")[0][0] == distinct
     lines = sum(len(p.read_text().splitlines()) - 1 for p in sim.paths.marketing_dir.iterdir())

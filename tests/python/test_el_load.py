@@ -20,6 +20,7 @@ from tests.python.el_helpers import (
     latest,
     load_sources,
     run_el,
+    served_fit_events,
     settings_for,
     src,
     warehouse_held_elsewhere,
@@ -240,10 +241,8 @@ def test_outage_mid_load_then_rerun_neither_loses_nor_duplicates(demo, monkeypat
     with EventsApi(sim.paths.events_db) as api:
         monkeypatch.setenv("SHOP_EVENTS_URL", api.url)
         load_sources(settings, ["events_api"])
-    served = f"defect is null and {SERVED}"
-    fit = src(sim.paths.events_db, f"select count(distinct event_id) from events where {served}")[0][0]
+    deliveries, fit = served_fit_events(sim.paths.events_db)
     assert wh(settings, "select count(distinct event_id) from raw_events.events")[0][0] == fit
-    deliveries = src(sim.paths.events_db, f"select count(*) from events where {served}")[0][0]
     assert wh(settings, "select count(*) from raw_events.events")[0][0] == deliveries, "no delivery loaded twice"
 
 

@@ -17,7 +17,14 @@ from el.load import OWNER_FILE, Loader, failed_packages_dir, warehouse_identity
 from el.lock import exclusive
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
-from tests.python.el_helpers import SERVED, env_for, run_el, settings_for, src, warehouse_held_elsewhere, wh
+from tests.python.el_helpers import (
+    env_for,
+    run_el,
+    served_fit_events,
+    settings_for,
+    warehouse_held_elsewhere,
+    wh,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +98,7 @@ def test_second_warehouse_in_the_same_folder_is_refused_while_the_first_extracts
     assert ".dlt_pipelines/events_api" in refused.stderr + refused.stdout
     assert loader.returncode == 0, out + err
     assert "moved aside" not in err
-    fit = src(sim.paths.events_db, f"select count(*) from events where defect is null and {SERVED}")[0][0]
+    fit, _ = served_fit_events(sim.paths.events_db)
     assert wh(first, "select count(*) from raw_events.events")[0][0] == fit > 0
 
 
@@ -112,8 +119,7 @@ def test_two_warehouses_in_one_folder_each_load_every_row_from_their_own_cursors
             turns += [run_el(first, "load", "events_api", **extra), run_el(second, "load", "events_api", **extra)]
     assert all(turn.returncode == 0 for turn in turns), [t.stdout + t.stderr for t in turns]
     assert "held the state of warehouse" in turns[-1].stderr  # the switch is said, not silent
-    served = f"from events where defect is null and {SERVED}"
-    ((fit, distinct),) = src(sim.paths.events_db, f"select count(*), count(distinct event_id) {served}")
+    fit, distinct = served_fit_events(sim.paths.events_db)
     for settings in (first, second):
         assert wh(settings, "select count(*), count(distinct event_id) from raw_events.events") == [(fit, distinct)]
     assert fit > 0

@@ -24,13 +24,12 @@ from el.settings import Settings
 from shopsim import SimConfig, Simulator
 from shopsim.api import EventsApi
 from tests.python.el_helpers import (
-    SERVED,
     demo_events_url,
     env_for,
     load_sources,
     run_el,
+    served_fit_events,
     settings_for,
-    src,
     warehouse_held_elsewhere,
     wh,
 )
@@ -224,8 +223,7 @@ def test_sigterm_during_el_load_stops_it_and_the_next_load_takes_every_row(tmp_p
         duckdb.connect(str(settings.warehouse)).close()  # writable at once
         again = run_el(settings, "load", "events_api", SHOP_EVENTS_URL=api.url)
     assert again.returncode == 0, again.stdout + again.stderr
-    served = f"from events where defect is null and {SERVED}"
-    ((fit, distinct),) = src(sim.paths.events_db, f"select count(*), count(distinct event_id) {served}")
+    fit, distinct = served_fit_events(sim.paths.events_db)
     assert fit > 0
     assert wh(settings, "select count(*), count(distinct event_id) from raw_events.events") == [(fit, distinct)]
 
