@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,16 @@ def describe_dag(env: dict[str, str]) -> dict:
     lines = [line for line in done.stdout.splitlines() if line.startswith("DESCRIBE ")]
     assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads(lines[-1].removeprefix("DESCRIBE "))
+
+
+def wait_for(url: str, seconds: float, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until `url` answers (an Airflow server started by a test); fails with its log if it dies or is silent."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(1)
+    raise AssertionError(f"{url} did not answer in {seconds:.0f}s\n{log.read_text()[-3000:]}")

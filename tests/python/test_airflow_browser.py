@@ -14,22 +14,18 @@ from typing import Any
 
 import pytest
 
-from tests.python.airflow_helpers import DAG_ID, airflow_cli, airflow_env, describe_dag, migrate, require_airflow
+from tests.python.airflow_helpers import (
+    DAG_ID,
+    airflow_cli,
+    airflow_env,
+    describe_dag,
+    migrate,
+    require_airflow,
+    wait_for,
+)
 from tests.python.el_helpers import chromium, free_port, settings_for
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(url: str, seconds: float, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(1)
-    raise AssertionError(f"{url} did not answer in {seconds:.0f}s\n{log.read_text()[-3000:]}")
 
 
 @contextmanager

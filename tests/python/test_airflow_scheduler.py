@@ -27,10 +27,10 @@ from tests.python.airflow_helpers import (
     airflow_env,
     migrate,
     require_airflow,
+    wait_for,
 )
 from tests.python.el_helpers import free_port, settings_for, webhook_receiver, wh
 from tests.python.pg import scratch_database
-from tests.python.test_airflow_browser import wait_for
 
 pytestmark = pytest.mark.slow
 

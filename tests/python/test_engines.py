@@ -31,7 +31,7 @@ from el.settings import Settings
 from el.warehouse import PgConnection
 from shopsim import SimConfig, Simulator
 from shopsim.config import Rates
-from tests.python.el_helpers import BATCH_MARTS, demo_events_url, env_for, load_sources, settings_for
+from tests.python.el_helpers import BATCH_MARTS, demo_events_url, env_for, load_sources, run_el, settings_for
 from tests.python.pg import scratch_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -85,15 +85,11 @@ def el_run_command(settings: Settings, run_id: str) -> list[str]:
     """`el run` as a user types it, the warehouse chosen by the environment only (DBT_TARGET=postgres and
     SHOP_PG_*, or DBT_TARGET=spark and SHOP_LAKE); the failure when it did not exit 0."""
     with demo_events_url(settings) as url:
-        env = env_for(settings, PYTHONPATH=str(settings.project_root), SHOP_EVENTS_URL=url or "")
-        assert env["DBT_TARGET"] == settings.target in ("postgres", "spark")
-        done = subprocess.run(
-            [sys.executable, "-m", "el.cli", "run", "--run-id", run_id],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
+        assert env_for(settings)["DBT_TARGET"] == settings.target in ("postgres", "spark")
+        done = run_el(
+            settings, "run", "--run-id", run_id, timeout=1800,
+            PYTHONPATH=str(settings.project_root), SHOP_EVENTS_URL=url or "",
+        )  # fmt: skip
     return [] if done.returncode == 0 else [f"{run_id}: el run exited {done.returncode}: {done.stdout[-2000:]}"]
 
 
@@ -239,9 +235,7 @@ def test_the_postgres_warehouse_lock_refuses_a_second_el_process(tmp_path: Path)
         env = env_for(other_folder, PYTHONPATH=str(settings.project_root))
         assert env["DBT_TARGET"] == "postgres" and env["SHOP_PG_DBNAME"] == settings.postgres.dbname  # type: ignore[union-attr]
         with exclusive(settings.warehouse_db, "el run r-1"):
-            refused = subprocess.run(
-                [sys.executable, "-m", "el.cli", "dbt", "ls"], capture_output=True, text=True, env=env, check=False
-            )
+            refused = run_el(other_folder, "dbt", "ls", PYTHONPATH=str(settings.project_root))
         assert refused.returncode == 2, refused.stderr
         assert "el dbt: refused: el run r-1" in refused.stderr and settings.postgres.dbname in refused.stderr  # type: ignore[union-attr]
         # released with its connection: the next process gets it
@@ -252,16 +246,12 @@ def test_the_postgres_warehouse_lock_refuses_a_second_el_process(tmp_path: Path)
 def test_an_unreachable_or_unknown_warehouse_is_a_clear_error(tmp_path: Path) -> None:
     """No server on the port, or a DBT_TARGET that profiles.yml lacks: exit 2 with one line saying so."""
     settings = settings_for(tmp_path)
-    env = env_for(settings, PYTHONPATH=str(settings.project_root), DBT_TARGET="postgres", SHOP_PG_HOST="127.0.0.1")
-    unreachable = subprocess.run(
-        [sys.executable, "-m", "el.cli", "run"], capture_output=True, text=True, env={**env, "SHOP_PG_PORT": "1"}
-    )
+    env = {"PYTHONPATH": str(settings.project_root), "DBT_TARGET": "postgres", "SHOP_PG_HOST": "127.0.0.1"}
+    unreachable = run_el(settings, "run", **env, SHOP_PG_PORT="1")
     assert unreachable.returncode == 2, unreachable.stderr
     assert "el run: postgresql://postgres@127.0.0.1:1/analytics unreachable" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
-    unknown = subprocess.run(
-        [sys.executable, "-m", "el.cli", "load"], capture_output=True, text=True, env={**env, "DBT_TARGET": "nope"}
-    )
+    unknown = run_el(settings, "load", **{**env, "DBT_TARGET": "nope"})
     assert unknown.returncode == 2 and "el: DBT_TARGET=nope is not an output of profiles.yml" in unknown.stderr
 
 
