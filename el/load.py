@@ -142,6 +142,27 @@ def set_aside_failed_packages(pipeline: dlt.Pipeline, why: str) -> list[str]:
     return aside
 
 
+def load_pending(pipeline: dlt.Pipeline, who: str) -> list[str]:
+    """Packages an interrupted run left normalized (e.g. killed after the files were written, before the
+    state and load record were stored) are loaded first, on their own; their ids. Handed new data while
+    packages are pending, dlt's `run` would only load those and skip extracting the data (it warns and
+    returns), so the run would load nothing new. Their cursor state is already the pipeline's, so the
+    extract that follows starts after their rows: nothing is loaded twice.
+
+    Before that, the pipeline is synced with the warehouse, as dlt's `run` does first: a warehouse without
+    the pipeline's dataset (deleted, or a new file in its place) wipes the local state, pending packages
+    included, and everything is extracted again from the start. Loaded without the sync, a package would
+    recreate the dataset with its own rows and cursor only, and the rows before it would never come back."""
+    if not pipeline.list_normalized_load_packages():
+        return []
+    pipeline.sync_destination()
+    pending = list(pipeline.list_normalized_load_packages())
+    if pending:
+        print(f"{who}: loading package(s) {', '.join(pending)} left by an interrupted run", flush=True)
+        pipeline.load()
+    return pending
+
+
 # the folder of one extract under normalize/: dlt's `uniq_id(8)` (16 hex digits), one per extract
 EXTRACT_FOLDER = re.compile(r"[0-9a-f]{16}")
 
@@ -258,26 +279,11 @@ class Loader:
         with self.locked_pipeline(source, f"el load {source} {self.run_id}") as pipeline:
             return self._run(pipeline, source, table, data)
 
-    @staticmethod
-    def _load_pending(pipeline: dlt.Pipeline) -> None:
-        """Packages an interrupted run left normalized (e.g. killed after the files were written, before the
-        state and load record were stored) are loaded first, on their own. Handed new data while packages
-        are pending, dlt's `run` would only load those and skip extracting the data (it warns and returns):
-        this run would then load nothing new for its table. Their cursor state is already the pipeline's,
-        so the extract that follows starts after their rows: nothing is loaded twice."""
-        pending = list(pipeline.list_normalized_load_packages())
-        if pending:
-            print(
-                f"el: {pipeline.pipeline_name}: loading package(s) {', '.join(pending)} left by an interrupted run",
-                flush=True,
-            )
-            pipeline.load()
-
     def _run(self, pipeline: dlt.Pipeline, source: str, table: str, data: Any) -> LoadMetric:
         set_aside_failed_packages(pipeline, "left by an earlier run that failed before loading")
         started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
         try:
-            self._load_pending(pipeline)
+            load_pending(pipeline, f"el: {pipeline.pipeline_name}")
             info = pipeline.run(data, loader_file_format=LOADER_FILE_FORMAT[self.settings.engine])
         except PipelineStepFailed as exc:
             self.refresh_views(source, failed=True)

@@ -32,6 +32,7 @@ from el.load import (
     LoadError,
     _explain,
     check_warehouse,
+    load_pending,
     new_run_id,
     set_aside_failed_packages,
 )
@@ -257,16 +258,13 @@ class Streamer:
         # the pipeline folder's lock, released before loader.run below takes it again
         with self._locked_pipeline() as pipeline:
             set_aside_failed_packages(pipeline, "left by an earlier run that failed before loading")
-            pending = pipeline.list_normalized_load_packages()
-            if pending:
-                # a run killed while loading left its package (rows and offsets): load it first - dlt's run()
-                # would load it and ignore the new batch
-                print(f"el stream: loading package(s) {', '.join(pending)} left by an interrupted run", flush=True)
-                try:
-                    pipeline.load()
-                except PipelineStepFailed as exc:
-                    raise LoadError(f"loading the pending stream package(s) failed: {_explain(exc)}") from exc
-            elif number == 1:
+            # a run killed while loading left its package (rows and offsets): load it first - dlt's run()
+            # would load it and ignore the new batch
+            try:
+                pending = load_pending(pipeline, "el stream")
+            except PipelineStepFailed as exc:
+                raise LoadError(f"loading the pending stream package(s) failed: {_explain(exc)}") from exc
+            if not pending and number == 1:
                 pipeline.sync_destination()  # a lost local state is restored from the warehouse
         caught_up = True
         for topic in self.config.topics:

@@ -92,6 +92,47 @@ def test_kill_9_during_load_then_rerun_loses_and_doubles_nothing(
     assert wh(settings, "select count(*) from raw_marketing.spend")[0][0] <= lines
 
 
+DIE_AT_COMPLETE_LOAD = """
+import os
+from dlt.destinations.job_client_impl import SqlJobClientBase
+from el.cli import main
+
+def die(self, load_id):  # the package's rows and state are in the warehouse, its _dlt_loads record is not
+    os._exit(9)
+
+SqlJobClientBase.complete_load = die
+main(["load", "events_api"])
+"""
+
+
+def test_a_pending_package_of_a_deleted_warehouse_is_not_loaded_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load killed before it recorded its package leaves it pending locally; the warehouse is then lost
+    (deleted, or a new file put in its place). The rerun must not load that package on its own - it would
+    recreate the raw table with that package's rows and cursor only, and every earlier row would be gone
+    for good - but start the state afresh and extract everything the API serves again."""
+    settings = settings_for(tmp_path)
+    sim = Simulator(settings.sources_root, SimConfig(scale=40, rates=Rates(duplicate=0.1, bad_row=0.02)))
+    sim.advance(1)
+    with EventsApi(sim.paths.events_db) as api:
+        monkeypatch.setenv("SHOP_EVENTS_URL", api.url)
+        monkeypatch.setenv("SHOP_EVENTS_LAG_HOURS", "0")
+        load_sources(settings, ["events_api"])
+        first = wh(settings, "select count(distinct event_id) from raw_events.events")[0][0]
+        sim.advance(1)
+        killed = subprocess.run(
+            [sys.executable, "-c", DIE_AT_COMPLETE_LOAD], env=env_for(settings), capture_output=True, text=True
+        )
+        assert killed.returncode == 9, killed.stderr[-2000:]
+        assert list(_events_pipeline(settings).glob("load/normalized/*")), "the killed load's package is pending"
+        settings.warehouse.unlink()  # the warehouse is lost
+        load_sources(settings, ["events_api"])
+    deliveries, distinct = served_fit_events(sim.paths.events_db)
+    assert distinct > first > 0, "both days served"
+    assert wh(settings, "select count(*), count(distinct event_id) from raw_events.events") == [(deliveries, distinct)]
+
+
 def test_kill_9_during_dbt_build_then_rerun_equals_full_refresh(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     sim = Simulator(settings.sources_root, SimConfig(scale=30, rates=Rates(late=0.3, update=0.3)))
