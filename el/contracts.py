@@ -328,11 +328,41 @@ def _event_range(max_lateness: dt.timedelta, max_skew: dt.timedelta) -> RowCheck
     return check
 
 
+def usable_cursor(value: Any, received_by: dt.datetime | None) -> bool:
+    """A received_at the events cursor may take: a timestamp, not after `received_by` (a later one, once
+    the cursor, would make every later load skip the events received before it)."""
+    received = as_timestamp(value)
+    if received is None:
+        return False
+    if received.tzinfo is None:
+        received = received.replace(tzinfo=dt.UTC)
+    return received_by is None or received <= received_by
+
+
+def _received_in_time(received_by: dt.datetime) -> RowCheck:
+    def check(row: Mapping[str, Any]) -> str | None:
+        value = row.get("received_at")
+        if as_timestamp(value) is None or usable_cursor(value, received_by):
+            return None  # type rules report the first
+        return (
+            f"out of range: received_at={value!r} is after the extraction's start plus the clock skew "
+            f"({received_by.isoformat()}, SHOP_EVENTS_MAX_CLOCK_SKEW_MINUTES)"
+        )
+
+    return check
+
+
 def events_contract(
-    max_lateness_days: float = MAX_LATENESS_DAYS, max_clock_skew_minutes: float = MAX_CLOCK_SKEW_MINUTES
+    max_lateness_days: float = MAX_LATENESS_DAYS,
+    max_clock_skew_minutes: float = MAX_CLOCK_SKEW_MINUTES,
+    received_by: dt.datetime | None = None,
 ) -> Contract:
-    """Events: user_id an int64, parseable timestamps within the plausible range, typed properties."""
+    """Events: user_id an int64, parseable timestamps within the plausible range, typed properties; with
+    `received_by` (the extraction's start plus the clock skew), no received_at after it."""
     window = _event_range(dt.timedelta(days=max_lateness_days), dt.timedelta(minutes=max_clock_skew_minutes))
+    checks: tuple[RowCheck, ...] = (_event_properties, window)
+    if received_by is not None:
+        checks = (*checks, _received_in_time(received_by))
     return Contract(
         "events_api",
         "events",
@@ -341,7 +371,7 @@ def events_contract(
         accepted={"event_type": EVENT_TYPES},
         json_objects=("properties",),
         key=("event_id",),
-        checks=(_event_properties, window),
+        checks=checks,
     )
 
 

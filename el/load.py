@@ -407,6 +407,8 @@ class Loader:
         elif source == "events_api":
             if not config.events_url:
                 raise ConfigError(NO_EVENTS_URL)
+            # the latest received_at the events cursor may take: the API cannot have received an event later
+            received_by = self.extracted_at + dt.timedelta(minutes=config.events_max_clock_skew_minutes)
             resources = events_resource(
                 config.events_url,
                 self.extracted_at,
@@ -414,7 +416,10 @@ class Loader:
                 page_size=config.events_page_size,
                 max_attempts=config.events_max_attempts,
                 backoff_factor=config.events_backoff_factor,
-                contract=events_contract(config.events_max_lateness_days, config.events_max_clock_skew_minutes),
+                contract=events_contract(
+                    config.events_max_lateness_days, config.events_max_clock_skew_minutes, received_by
+                ),
+                received_by=received_by,
                 # DuckDB takes the parquet as it is; PostgreSQL's insert files and the lake's tables stay by rows
                 arrow_rows=self.settings.engine == "duckdb",
             )

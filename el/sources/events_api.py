@@ -3,15 +3,49 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.requests import Client
 from dlt.sources.rest_api import rest_api_resources
 
-from el.contracts import EVENTS_CONTRACT, Contract
+from el.contracts import EVENTS_CONTRACT, Contract, usable_cursor
 from el.sources.guard import split
 
 INITIAL_RECEIVED_AT = "1970-01-01T00:00:00Z"
+CURSOR = "received_at"
+SET_ASIDE = "_el_received_at_set_aside"  # the row's own received_at while it goes round dlt's incremental
+ABSENT = object()  # ... when the row had none
+
+
+def cursor_guards(received_by: dt.datetime | None) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """Two steps around dlt's incremental on received_at, which sees every row before the contract does:
+    `set_aside` (before it) gives a row whose received_at the cursor must not take - none, not a
+    timestamp, or after `received_by` - no cursor value, so the incremental lets it through
+    (`on_cursor_value_missing="include"`) without taking it; `put_back` (the contract check's first step)
+    restores the row's own value, so the contract quarantines it with that value. Without them, a null
+    received_at failed every load, a blank one was dropped without a trace, and a word or a time in the
+    future became the cursor: the next load failed, or skipped every event received before it."""
+
+    def set_aside(row: Any) -> Any:
+        if not isinstance(row, dict) or usable_cursor(row.get(CURSOR), received_by):
+            return row
+        kept = dict(row)
+        kept[SET_ASIDE] = kept.pop(CURSOR, ABSENT)
+        kept[CURSOR] = None
+        return kept
+
+    def put_back(row: Any) -> Any:
+        if isinstance(row, dict) and SET_ASIDE in row:
+            value = row.pop(SET_ASIDE)
+            if value is ABSENT:
+                del row[CURSOR]
+            else:
+                row[CURSOR] = value
+        return row
+
+    return set_aside, put_back
 
 
 def events_resource(
@@ -23,9 +57,11 @@ def events_resource(
     backoff_factor: float = 0.5,
     contract: Contract = EVENTS_CONTRACT,
     arrow_rows: bool = False,
+    received_by: dt.datetime | None = None,
 ) -> list[DltResource]:
     """The events and their rejects; `arrow_rows`: fit rows go to dlt as Arrow tables typed as dlt's row
-    path types them (el/sources/guard.py, `RowsAsArrow`), so normalize need not type them row by row."""
+    path types them (el/sources/guard.py, `RowsAsArrow`), so normalize need not type them row by row;
+    `received_by`: the latest received_at the cursor may take (`cursor_guards`)."""
     # dlt's requests client retries 429 and 5xx with exponential backoff, honouring Retry-After
     client = Client(
         request_max_attempts=max_attempts,
@@ -53,9 +89,10 @@ def events_resource(
                             "limit": page_size,
                             "received_since": {
                                 "type": "incremental",
-                                "cursor_path": "received_at",
+                                "cursor_path": CURSOR,
                                 "initial_value": INITIAL_RECEIVED_AT,
                                 "lag": lag_seconds,
+                                "on_cursor_value_missing": "include",  # rows `cursor_guards` set aside
                             },
                         },
                     },
@@ -63,4 +100,7 @@ def events_resource(
             ],
         }
     )
-    return split(resource, "events", contract, extracted_at, "events_api", arrow_rows)
+    set_aside, put_back = cursor_guards(received_by)
+    # dlt keeps its incremental the last step of the resource: a mapping added goes before it
+    resource.add_map(set_aside)
+    return split(resource, "events", contract, extracted_at, "events_api", arrow_rows, prepare=put_back)

@@ -263,9 +263,11 @@ def split(
     extracted_at: dt.datetime,
     origin: Origin,
     arrow_rows: bool = False,
+    prepare: Callable[[Any], Any] | None = None,
 ) -> list[DltResource]:
     """[fit rows -> `table`, rejects -> `rejects`], both fed by one evaluation of `parent`; with
-    `arrow_rows`, fit row batches go to dlt as Arrow where that is exact (`RowsAsArrow`)."""
+    `arrow_rows`, fit row batches go to dlt as Arrow where that is exact (`RowsAsArrow`); `prepare` maps
+    each row (not Arrow batches) before the check (el/sources/events_api.py, `cursor_guards`)."""
     declared = parent.columns if isinstance(parent.columns, dict) else {}
     decimals = {
         name: (column["precision"], column["scale"])
@@ -277,6 +279,8 @@ def split(
     @dlt.transformer(name=f"{table}__checked")
     def check(items: Items) -> Iterator[Checked]:
         load_id = dlt.current.load_package_state()["load_id"]
+        if prepare is not None and not isinstance(items, pa.Table | pa.RecordBatch):
+            items = [prepare(item) for item in (items if isinstance(items, list) else [items])]
         yield check_items(items, contract, extracted_at, origin, decimals, load_id, as_arrow)
 
     @dlt.transformer(name=table, write_disposition="append")

@@ -6,7 +6,12 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,6 +139,85 @@ def test_event_plausible_range_is_configurable(demo, monkeypatch: pytest.MonkeyP
     _add_event(sim, "e-ancient", "7", "2001-01-01 00:00:00.000000")
     load_sources(settings, ["events_api"])
     assert wh(settings, "select count(*) from raw_events.events where event_id = 'e-ancient'") == [(1,)]
+
+
+@contextmanager
+def events_api_serving(events: list[dict[str, Any]]) -> Iterator[str]:
+    """An events API on loopback that answers every request with `events` as one page (the list as it is
+    at the time: a test changes it between loads); yields its URL. The demo API cannot serve these rows:
+    it selects and orders by received_at in SQL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"data": events, "next_cursor": None}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _event(event_id: str, received_at: object, happened: str | None = None) -> dict[str, Any]:
+    event = {"event_id": event_id, "user_id": 7, "session_id": "s", "event_type": "page_view",
+             "event_timestamp": happened or received_at, "received_at": received_at, "properties": {}}  # fmt: skip
+    if received_at == "absent":
+        del event["received_at"]
+    return event
+
+
+def test_unusable_received_at_is_a_reject_and_never_the_cursor(demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """received_at is the events cursor, and dlt's incremental sees each row before the contract does. A row
+    whose received_at the cursor must not take - null, absent, blank, not a timestamp, after the extraction
+    (plus the clock skew) - is quarantined with its own value, the fit rows land, and the next load takes
+    the events received since (before: a null failed every load, a blank vanished, a word or a future time
+    became the cursor and the next load failed or skipped everything before it)."""
+    settings, _ = demo
+    now = dt.datetime.now(dt.UTC)
+    stamp = (now - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    later = (now - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    future = (now + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    events = [
+        _event("e-fit-1", stamp),
+        _event("e-null", None, stamp),
+        _event("e-absent", "absent", stamp),
+        _event("e-blank", "", stamp),
+        _event("e-word", "yesterday", stamp),
+        _event("e-future", future),
+        _event("e-fit-2", stamp),
+    ]
+    monkeypatch.setenv("SHOP_EVENTS_LAG_HOURS", "0")
+    with events_api_serving(events) as url:
+        monkeypatch.setenv("SHOP_EVENTS_URL", url)
+        assert [m.status for m in load_sources(settings, ["events_api"])] == ["ok"]
+        rows = wh(settings, "select reason_code, record from raw_events.rejects")
+        rejected = {json.loads(record)["event_id"]: (code, json.loads(record).get("received_at", "absent"))
+                    for code, record in rows}  # fmt: skip
+        assert rejected == {
+            "e-null": ("null_key", None),
+            "e-absent": ("null_key", "absent"),
+            "e-blank": ("null_key", ""),
+            "e-word": ("type_drift", "yesterday"),
+            "e-future": ("out_of_range", future),
+        }
+        assert wh(settings, "select event_id from raw_events.events order by 1") == [("e-fit-1",), ("e-fit-2",)]
+        # the next load: a new event, the old ones served again; the cursor is the fit rows' received_at
+        events[:] = [_event("e-fit-1", stamp), _event("e-fit-2", stamp), _event("e-fit-3", later)]
+        assert [m.status for m in load_sources(settings, ["events_api"])] == ["ok"]
+    assert wh(settings, "select event_id, count(*) from raw_events.events group by 1 order by 1") == [
+        ("e-fit-1", 1), ("e-fit-2", 1), ("e-fit-3", 1)
+    ]  # fmt: skip
+    assert wh(settings, "select count(*) from raw_events.rejects") == [(5,)]
 
 
 # --- spend files: tracked by name + content hash -------------------------------------------------------------
