@@ -48,7 +48,9 @@ class RawValue(TypeDecorator[Any]):
     def process_result_value(self, value: Any, dialect: Any) -> Any:
         if self.cursor:  # the incremental cursor compares datetimes: an unreadable one is a missing one
             stamp = as_timestamp(value)
-            return stamp.replace(tzinfo=None) if stamp is not None and stamp.tzinfo is None else stamp
+            # SQLite keeps text: one value with a UTC offset among naive ones would make dlt's cursor compare
+            # an aware with a naive datetime and fail the table's every extract; it is read as naive UTC
+            return stamp.astimezone(dt.UTC).replace(tzinfo=None) if stamp and stamp.tzinfo else stamp
         return value
 
 

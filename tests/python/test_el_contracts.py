@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from shopsim import SimConfig, Simulator
-from tests.python.el_helpers import load_sources, settings_for, wh
+from tests.python.el_helpers import load_sources, settings_for, src, wh
 
 
 @pytest.fixture
@@ -64,6 +64,28 @@ def test_single_bad_shop_values_are_rejects_not_failed_loads(demo) -> None:
                               "where table_schema = 'raw_shop' and table_name = 'order_items'"))  # fmt: skip
     assert types["unit_price"] == "DECIMAL(12,2)" and types["quantity"] == "BIGINT"
     assert types["updated_at"] == "TIMESTAMP"
+
+
+def test_an_updated_at_with_a_utc_offset_is_read_as_utc_not_a_failed_table(demo) -> None:
+    """SQLite keeps timestamps as text: one `updated_at` with an offset among naive ones (read as UTC) used to
+    stop the table's every extract (dlt's cursor compared an aware with a naive datetime)."""
+    settings, sim = demo
+    conn = sqlite3.connect(sim.paths.shop_db)
+    with conn:
+        (customer, stamp) = conn.execute(
+            "select customer_id, updated_at from customers order by updated_at desc limit 1"
+        ).fetchone()
+        local = dt.datetime.fromisoformat(stamp) + dt.timedelta(hours=2)
+        conn.execute(
+            "update customers set updated_at = ? where customer_id = ?", (f"{local.isoformat()}+02:00", customer)
+        )
+    conn.close()
+    metrics = load_sources(settings, ["shop_db"])
+    assert [m.status for m in metrics if m.table_name == "customers"] == ["ok"]
+    (total,) = src(sim.paths.shop_db, "select count(*) from customers")[0]
+    assert wh(settings, "select count(*) from raw_shop.customers") == [(total,)]
+    landed = wh(settings, f"select updated_at from raw_shop.customers where customer_id = {customer}")
+    assert landed == [(dt.datetime.fromisoformat(stamp),)], "the offset value, in UTC"
 
 
 def test_declared_type_change_in_sqlite_is_a_reject_and_the_next_load_works(demo) -> None:
