@@ -345,7 +345,7 @@ def _received_in_time(received_by: dt.datetime) -> RowCheck:
         if as_timestamp(value) is None or usable_cursor(value, received_by):
             return None  # type rules report the first
         return (
-            f"out of range: received_at={value!r} is after the extraction's start plus the clock skew "
+            f"out of range: received_at={value!r} is after the events extract's start plus the clock skew "
             f"({received_by.isoformat()}, SHOP_EVENTS_MAX_CLOCK_SKEW_MINUTES)"
         )
 
@@ -358,7 +358,7 @@ def events_contract(
     received_by: dt.datetime | None = None,
 ) -> Contract:
     """Events: user_id an int64, parseable timestamps within the plausible range, typed properties; with
-    `received_by` (the extraction's start plus the clock skew), no received_at after it."""
+    `received_by` (the events extract's start plus the clock skew), no received_at after it."""
     window = _event_range(dt.timedelta(days=max_lateness_days), dt.timedelta(minutes=max_clock_skew_minutes))
     checks: tuple[RowCheck, ...] = (_event_properties, window)
     if received_by is not None:

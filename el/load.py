@@ -408,7 +408,8 @@ class Loader:
             if not config.events_url:
                 raise ConfigError(NO_EVENTS_URL)
             # the latest received_at the events cursor may take: the API cannot have received an event later
-            received_by = self.extracted_at + dt.timedelta(minutes=config.events_max_clock_skew_minutes)
+            # than now (this extract's start, not the run's: the shop tables may have taken a while)
+            received_by = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=config.events_max_clock_skew_minutes)
             resources = events_resource(
                 config.events_url,
                 self.extracted_at,
