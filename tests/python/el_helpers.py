@@ -11,11 +11,12 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import duckdb
 import pytest
@@ -160,6 +161,33 @@ def load_sources(settings: Settings, sources: list[str] | None = None, run_id: s
 
     with demo_events_url(settings) as url:
         return run_load(settings, sources, run_id, events_url=url)
+
+
+@contextmanager
+def serve_pages(page: Callable[[dict[str, str]], dict[str, Any]]) -> Iterator[str]:
+    """An HTTP API on loopback answering every GET with `page(query)` as JSON (the query string's last value
+    per name): a stand-in for an events API serving rows the demo API cannot. Yields its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            query = {k: v[-1] for k, v in parse_qs(urlparse(self.path).query).items()}
+            body = json.dumps(page(query)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextmanager

@@ -6,17 +6,13 @@ import datetime as dt
 import json
 import os
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shopsim import SimConfig, Simulator
-from tests.python.el_helpers import load_sources, settings_for, src, wh
+from tests.python.el_helpers import load_sources, serve_pages, settings_for, src, wh
 
 
 @pytest.fixture
@@ -163,33 +159,6 @@ def test_event_plausible_range_is_configurable(demo, monkeypatch: pytest.MonkeyP
     assert wh(settings, "select count(*) from raw_events.events where event_id = 'e-ancient'") == [(1,)]
 
 
-@contextmanager
-def events_api_serving(events: list[dict[str, Any]]) -> Iterator[str]:
-    """An events API on loopback that answers every request with `events` as one page (the list as it is
-    at the time: a test changes it between loads); yields its URL. The demo API cannot serve these rows:
-    it selects and orders by received_at in SQL."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"data": events, "next_cursor": None}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def _event(event_id: str, received_at: object, happened: str | None = None) -> dict[str, Any]:
     event = {"event_id": event_id, "user_id": 7, "session_id": "s", "event_type": "page_view",
              "event_timestamp": happened or received_at, "received_at": received_at, "properties": {}}  # fmt: skip
@@ -219,7 +188,9 @@ def test_unusable_received_at_is_a_reject_and_never_the_cursor(demo, monkeypatch
         _event("e-fit-2", stamp),
     ]
     monkeypatch.setenv("SHOP_EVENTS_LAG_HOURS", "0")
-    with events_api_serving(events) as url:
+    # one page, the list as it is at each request (the demo API cannot serve these rows: it selects and
+    # orders by received_at in SQL)
+    with serve_pages(lambda _query: {"data": events, "next_cursor": None}) as url:
         monkeypatch.setenv("SHOP_EVENTS_URL", url)
         assert [m.status for m in load_sources(settings, ["events_api"])] == ["ok"]
         rows = wh(settings, "select reason_code, record from raw_events.rejects")

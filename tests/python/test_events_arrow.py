@@ -6,21 +6,16 @@ where it can be."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from el.contracts import events_contract
 from el.load import Loader, new_run_id
 from el.sources.events_api import events_resource
-from tests.python.el_helpers import settings_for, wh
+from tests.python.el_helpers import serve_pages, settings_for, wh
 
 LAG_SECONDS = 3600.0
 PAGE = 5
@@ -129,30 +124,6 @@ class Api:
         return {"data": chunk, "next_cursor": str(offset + limit) if more else None}
 
 
-@contextmanager
-def serve(api: Api) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            query = {k: v[-1] for k, v in parse_qs(urlparse(self.path).query).items()}
-            body = json.dumps(api.page(query)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def load(tmp: Path, url: str, arrow: bool) -> list[str]:
     """One `el load` of the events into the warehouse under `tmp`; the extract files of `events`."""
     loader = Loader(settings_for(tmp), new_run_id())
@@ -203,7 +174,7 @@ def warehouses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
     rows, arrow = tmp_path / "rows", tmp_path / "arrow"
     api = Api()
     formats: dict[str, Any] = {}
-    with serve(api) as url:
+    with serve_pages(api.page) as url:
         for day, batch in (("day1", day1()), ("day2", day2()), ("day3", day3())):
             api.rows += batch
             formats[day] = (load(rows, url, arrow=False), load(arrow, url, arrow=True))
