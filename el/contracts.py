@@ -310,11 +310,20 @@ def _utc(value: Any) -> dt.datetime | None:
     return stamp.replace(tzinfo=dt.UTC) if stamp is not None and stamp.tzinfo is None else stamp
 
 
-def usable_cursor(value: Any, received_by: dt.datetime | None) -> bool:
-    """A received_at the events cursor may take: a timestamp, not after `received_by` (a later one, once
-    the cursor, would make every later load skip the events received before it)."""
+def cursor_text(value: Any, received_by: dt.datetime | None) -> str | None:
+    """A received_at the events cursor may take - a timestamp, not after `received_by` (a later one, once the
+    cursor, would make every later load skip the events received before it) - written as the cursor
+    compares it: UTC, ISO's extended form with microseconds and a Z, the demo API's own. dlt's incremental
+    compares text with text, so only one form of every instant sorts as the instants do (a leading blank, a
+    space for the T, ISO's basic form or another offset do not). None when the cursor must not take it."""
     received = _utc(value)
-    return received is not None and (received_by is None or received <= received_by)
+    if received is None or (received_by is not None and received > received_by):
+        return None
+    try:
+        utc = received.astimezone(dt.UTC)
+    except OverflowError:  # an offset that takes year 1 or 9999 out of range: not a timestamp we can order
+        return None
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _event_range(max_lateness: dt.timedelta, max_skew: dt.timedelta, received_by: dt.datetime | None) -> RowCheck:

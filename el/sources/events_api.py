@@ -10,7 +10,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.helpers.requests import Client
 from dlt.sources.rest_api import rest_api_resources
 
-from el.contracts import EVENTS_CONTRACT, Contract, usable_cursor
+from el.contracts import EVENTS_CONTRACT, Contract, cursor_text
 from el.sources.guard import split
 
 INITIAL_RECEIVED_AT = "1970-01-01T00:00:00Z"
@@ -23,17 +23,24 @@ def cursor_guards(received_by: dt.datetime | None) -> tuple[Callable[[Any], Any]
     """Two steps around dlt's incremental on received_at, which sees every row before the contract does:
     `set_aside` (before it) gives a row whose received_at the cursor must not take - none, not a
     timestamp, or after `received_by` - no cursor value, so the incremental lets it through
-    (`on_cursor_value_missing="include"`) without taking it; `put_back` (the contract check's first step)
-    restores the row's own value, so the contract quarantines it with that value. Without them, a null
-    received_at failed every load, a blank one was dropped without a trace, and a word or a time in the
-    future became the cursor: the next load failed, or skipped every event received before it."""
+    (`on_cursor_value_missing="include"`) without taking it, and a timestamp in another form than
+    `cursor_text`'s its instant in that form, since the incremental compares text with text; `put_back`
+    (the contract check's first step) restores the row's own value, so the contract judges, and raw keeps,
+    what the API sent. Without them, a null received_at failed every load, a blank one was dropped without
+    a trace, a word or a time in the future became the cursor (the next load failed, or skipped every event
+    received before it), and so did a past time in another form that sorted later than the usual one."""
 
     def set_aside(row: Any) -> Any:
-        if not isinstance(row, dict) or usable_cursor(row.get(CURSOR), received_by):
+        if not isinstance(row, dict):
             return row
+        value = row.get(CURSOR, ABSENT)
+        text = cursor_text(value, received_by)
+        if text == value:
+            return row  # the usual case: the API's own form
         kept = dict(row)
-        kept[SET_ASIDE] = kept.pop(CURSOR, ABSENT)
-        kept[CURSOR] = None
+        kept.pop(CURSOR, None)
+        kept[SET_ASIDE] = value
+        kept[CURSOR] = text
         return kept
 
     def put_back(row: Any) -> Any:

@@ -213,6 +213,49 @@ def test_unusable_received_at_is_a_reject_and_never_the_cursor(demo, monkeypatch
     assert wh(settings, "select count(*) from raw_events.rejects") == [(5,)]
 
 
+def test_received_at_in_another_iso_form_is_taken_by_its_instant(demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dlt's incremental compares the cursor's values as they are, text with text. A received_at written in
+    another ISO form than the API's usual one sorted by its characters, not by its instant: a leading blank
+    sorted before 1970 and the row vanished, and a past time in a +14:00 offset or in ISO's basic form
+    sorted after every usual one, became the cursor, and the next load skipped the events received before
+    it. The cursor now sees each value's instant in one form (the row keeps its own text), so every served
+    event lands once and the next load takes the events received since."""
+    settings, _ = demo
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+    def usual(at: dt.datetime) -> str:
+        return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    far_east = dt.timezone(dt.timedelta(hours=14))
+    forms = {
+        "e-usual": usual(now - dt.timedelta(minutes=120)),
+        "e-blank-first": " " + usual(now - dt.timedelta(minutes=115)),
+        "e-space": (now - dt.timedelta(minutes=110)).strftime("%Y-%m-%d %H:%M:%S.%fZ"),
+        "e-basic": (now - dt.timedelta(minutes=100)).strftime("%Y%m%dT%H%M%SZ"),
+        "e-far-east": (now - dt.timedelta(minutes=90)).astimezone(far_east).isoformat(),
+    }
+    events = [_event(event_id, received_at) for event_id, received_at in forms.items()]
+    monkeypatch.setenv("SHOP_EVENTS_LAG_HOURS", "0")
+    with serve_pages(lambda _query: {"data": events, "next_cursor": None}) as url:
+        monkeypatch.setenv("SHOP_EVENTS_URL", url)
+        assert [m.status for m in load_sources(settings, ["events_api"])] == ["ok"]
+        landed = {event_id for (event_id,) in wh(settings, "select event_id from raw_events.events")}
+        rejects = wh(settings, "select record from raw_events.rejects")
+        assert (landed, rejects) == (set(forms), [])  # every form is a timestamp within the window: all fit
+        # each row keeps its own instant
+        stored = dict(wh(settings, "select event_id, cast(received_at as timestamptz) from raw_events.events"))
+        assert {k: v.astimezone(dt.UTC) for k, v in stored.items()} == {
+            k: dt.datetime.fromisoformat(v.strip().replace("Z", "+00:00")).astimezone(dt.UTC) for k, v in forms.items()
+        }
+        # the next load: the same rows again and one received after all of them, in the usual form
+        events.append(_event("e-next", usual(now - dt.timedelta(minutes=60))))
+        assert [m.status for m in load_sources(settings, ["events_api"])] == ["ok"]
+    assert wh(settings, "select event_id, count(*) from raw_events.events group by 1 order by 1") == sorted(
+        (event_id, 1) for event_id in [*forms, "e-next"]
+    )
+    assert wh(settings, "select count(*) from raw_events.rejects") == [(0,)]
+
+
 # --- spend files: tracked by name + content hash -------------------------------------------------------------
 
 
