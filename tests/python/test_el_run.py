@@ -184,13 +184,18 @@ def _sigterm_while_paging(settings: Settings, api: EventsApi, *el_args: str) -> 
         text=True,
         env=env_for(settings, SHOP_EVENTS_URL=api.url, SHOP_EVENTS_PAGE_SIZE="10"),
     )
-    deadline = time.monotonic() + 60
-    while api.server.requests < started + 5:
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    api.server.delay = 0.0
+    try:
+        deadline = time.monotonic() + 60
+        while api.server.requests < started + 5:
+            assert time.monotonic() < deadline and proc.poll() is None, "el ended or hung before its 5th page"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:  # a failed wait must not leave el running with the warehouse lock, nor the API slow
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        api.server.delay = 0.0
     return proc.returncode, out, err
 
 
@@ -199,7 +204,7 @@ def test_sigterm_during_the_load_stops_the_run_as_stopped_not_as_a_failed_load(t
     loads) in a step failure: el still ends the run as stopped - exit 130, step `interrupted`, no dbt -
     rather than as a failed load that goes on to alerts."""
     settings = settings_for(tmp_path)
-    sim = Simulator(settings.sources_root, SimConfig(scale=20))
+    sim = Simulator(settings.sources_root, SimConfig(scale=40))  # ~36 pages of 10: the stop lands mid-extract
     sim.advance(1)
     with EventsApi(sim.paths.events_db) as api:
         code, out, err = _sigterm_while_paging(settings, api, "run", "--run-id", "stopped-2", "--source", "events_api")
