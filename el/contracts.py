@@ -310,14 +310,32 @@ def _utc(value: Any) -> dt.datetime | None:
     return stamp.replace(tzinfo=dt.UTC) if stamp is not None and stamp.tzinfo is None else stamp
 
 
-def cursor_text(value: Any, received_by: dt.datetime | None) -> str | None:
-    """A received_at the events cursor may take - a timestamp, not after `received_by` (a later one, once the
-    cursor, would make every later load skip the events received before it) - written as the cursor
+class ReceivedBy:
+    """The latest received_at an event can have: the time it is checked at plus the allowed clock skew (the
+    API cannot have received an event later). The clock is read again only when a row is past the limit
+    last read, so an extract that pages for longer than the skew (a first load of a long history) still
+    takes the events the API received while it ran, at the cost of one comparison a row. The limit never
+    goes back: a row the cursor guard admits, the contract checking it next admits too."""
+
+    def __init__(self, skew: dt.timedelta) -> None:
+        self.skew = skew
+        self.limit = dt.datetime.now(dt.UTC) + skew
+
+    def admits(self, received: dt.datetime) -> bool:
+        if received <= self.limit:
+            return True
+        self.limit = max(self.limit, dt.datetime.now(dt.UTC) + self.skew)
+        return received <= self.limit
+
+
+def cursor_text(value: Any, received_by: ReceivedBy | None) -> str | None:
+    """A received_at the events cursor may take - a timestamp that `received_by` admits (a later one, once
+    the cursor, would make every later load skip the events received before it) - written as the cursor
     compares it: UTC, ISO's extended form with microseconds and a Z, the demo API's own. dlt's incremental
     compares text with text, so only one form of every instant sorts as the instants do (a leading blank, a
     space for the T, ISO's basic form or another offset do not). None when the cursor must not take it."""
     received = _utc(value)
-    if received is None or (received_by is not None and received > received_by):
+    if received is None or (received_by is not None and not received_by.admits(received)):
         return None
     try:
         utc = received.astimezone(dt.UTC)
@@ -326,7 +344,7 @@ def cursor_text(value: Any, received_by: dt.datetime | None) -> str | None:
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def _event_range(max_lateness: dt.timedelta, max_skew: dt.timedelta, received_by: dt.datetime | None) -> RowCheck:
+def _event_range(max_lateness: dt.timedelta, max_skew: dt.timedelta, received_by: ReceivedBy | None) -> RowCheck:
     def check(row: Mapping[str, Any]) -> str | None:
         happened, received = _utc(row.get("event_timestamp")), _utc(row.get("received_at"))
         if happened is None or received is None:
@@ -341,10 +359,10 @@ def _event_range(max_lateness: dt.timedelta, max_skew: dt.timedelta, received_by
                 f"out of range: event_timestamp={row.get('event_timestamp')!r} is more than {max_skew} "
                 f"after received_at={row.get('received_at')!r} (SHOP_EVENTS_MAX_CLOCK_SKEW_MINUTES)"
             )
-        if received_by is not None and received > received_by:
+        if received_by is not None and not received_by.admits(received):
             return (
-                f"out of range: received_at={row.get('received_at')!r} is after the events extract's start plus "
-                f"the clock skew ({received_by.isoformat()}, SHOP_EVENTS_MAX_CLOCK_SKEW_MINUTES)"
+                f"out of range: received_at={row.get('received_at')!r} is after the time it was checked plus "
+                f"the clock skew ({received_by.limit.isoformat()}, SHOP_EVENTS_MAX_CLOCK_SKEW_MINUTES)"
             )
         return None
 
@@ -354,10 +372,10 @@ def _event_range(max_lateness: dt.timedelta, max_skew: dt.timedelta, received_by
 def events_contract(
     max_lateness_days: float = MAX_LATENESS_DAYS,
     max_clock_skew_minutes: float = MAX_CLOCK_SKEW_MINUTES,
-    received_by: dt.datetime | None = None,
+    received_by: ReceivedBy | None = None,
 ) -> Contract:
     """Events: user_id an int64, parseable timestamps within the plausible range, typed properties; with
-    `received_by` (the events extract's start plus the clock skew), no received_at after it."""
+    `received_by` (the time of the check plus the clock skew), no received_at after it."""
     lateness, skew = dt.timedelta(days=max_lateness_days), dt.timedelta(minutes=max_clock_skew_minutes)
     window = _event_range(lateness, skew, received_by)
     return Contract(

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from el.config import SOURCES, ConfigError, SourceConfig
-from el.contracts import REJECTS_TABLE, SHOP_CONTRACTS, SHOP_KEYS, events_contract
+from el.contracts import REJECTS_TABLE, SHOP_CONTRACTS, SHOP_KEYS, ReceivedBy, events_contract
 from el.lock import exclusive, file_lock
 from el.metrics import LoadMetric, store
 from el.settings import Settings
@@ -407,9 +407,9 @@ class Loader:
         elif source == "events_api":
             if not config.events_url:
                 raise ConfigError(NO_EVENTS_URL)
-            # the latest received_at the events cursor may take: the API cannot have received an event later
-            # than now (this extract's start, not the run's: the shop tables may have taken a while)
-            received_by = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=config.events_max_clock_skew_minutes)
+            # the latest received_at the events cursor and contract take: the API cannot have received an event
+            # later than now, read as the extract goes (it may page for longer than the skew)
+            received_by = ReceivedBy(dt.timedelta(minutes=config.events_max_clock_skew_minutes))
             resources = events_resource(
                 config.events_url,
                 self.extracted_at,

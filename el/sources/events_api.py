@@ -10,7 +10,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.helpers.requests import Client
 from dlt.sources.rest_api import rest_api_resources
 
-from el.contracts import EVENTS_CONTRACT, Contract, cursor_text
+from el.contracts import EVENTS_CONTRACT, Contract, ReceivedBy, cursor_text
 from el.sources.guard import split
 
 INITIAL_RECEIVED_AT = "1970-01-01T00:00:00Z"
@@ -19,10 +19,10 @@ SET_ASIDE = "_el_received_at_set_aside"  # the row's own received_at while it go
 ABSENT = object()  # ... when the row had none
 
 
-def cursor_guards(received_by: dt.datetime | None) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+def cursor_guards(received_by: ReceivedBy | None) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     """Two steps around dlt's incremental on received_at, which sees every row before the contract does:
     `set_aside` (before it) gives a row whose received_at the cursor must not take - none, not a
-    timestamp, or after `received_by` - no cursor value, so the incremental lets it through
+    timestamp, or one `received_by` does not admit - no cursor value, so the incremental lets it through
     (`on_cursor_value_missing="include"`) without taking it, and a timestamp in another form than
     `cursor_text`'s its instant in that form, since the incremental compares text with text; `put_back`
     (the contract check's first step) restores the row's own value, so the contract judges, and raw keeps,
@@ -64,7 +64,7 @@ def events_resource(
     backoff_factor: float = 0.5,
     contract: Contract = EVENTS_CONTRACT,
     arrow_rows: bool = False,
-    received_by: dt.datetime | None = None,
+    received_by: ReceivedBy | None = None,
 ) -> list[DltResource]:
     """The events and their rejects; `arrow_rows`: fit rows go to dlt as Arrow tables typed as dlt's row
     path types them (el/sources/guard.py, `RowsAsArrow`), so normalize need not type them row by row;

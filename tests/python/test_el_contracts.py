@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +255,37 @@ def test_received_at_in_another_iso_form_is_taken_by_its_instant(demo, monkeypat
         (event_id, 1) for event_id in [*forms, "e-next"]
     )
     assert wh(settings, "select count(*) from raw_events.rejects") == [(0,)]
+
+
+def test_events_received_while_a_long_extract_pages_are_fit(demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The received_at limit (the API cannot have received an event later than now plus the clock skew) is
+    read as the extract goes, not fixed at its start: an extract that pages for longer than the skew (a first
+    load of a long history) takes the events the API received meanwhile instead of quarantining them as
+    out_of_range, from where the next load took them again (both in raw and in rejects). Skew 0 here stands
+    for a long extract; an event received in the future is still rejected."""
+    settings, _ = demo
+    monkeypatch.setenv("SHOP_EVENTS_MAX_CLOCK_SKEW_MINUTES", "0")
+    monkeypatch.setenv("SHOP_EVENTS_LAG_HOURS", "0")
+    pages = 3
+
+    def live(query: dict[str, str]) -> dict[str, Any]:
+        page = int(query.get("cursor", "0"))
+        time.sleep(0.1)  # the API receives events between two pages
+        received = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        data = [_event(f"e-{page}-{n}", received) for n in range(5)]
+        if page == 1:
+            future = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            data.append(_event("e-future", future))
+        return {"data": data, "next_cursor": str(page + 1) if page + 1 < pages else None}
+
+    with serve_pages(live) as url:
+        monkeypatch.setenv("SHOP_EVENTS_URL", url)
+        assert [m.status for m in load_sources(settings, ["events_api"])] == ["ok"]
+    landed = {event_id for (event_id,) in wh(settings, "select event_id from raw_events.events")}
+    assert landed == {f"e-{page}-{n}" for page in range(pages) for n in range(5)}
+    rejects = [(json.loads(record)["event_id"], code) for code, record in
+               wh(settings, "select reason_code, record from raw_events.rejects")]  # fmt: skip
+    assert rejects == [("e-future", "out_of_range")]
 
 
 # --- spend files: tracked by name + content hash -------------------------------------------------------------
