@@ -310,12 +310,18 @@ def _utc(value: Any) -> dt.datetime | None:
     return stamp.replace(tzinfo=dt.UTC) if stamp is not None and stamp.tzinfo is None else stamp
 
 
+# the events cursor's first value (el/sources/events_api.py): no event can have been received before it
+CURSOR_START = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 class ReceivedBy:
     """The latest received_at an event can have: the time it is checked at plus the allowed clock skew (the
     API cannot have received an event later). The clock is read again only when a row is past the limit
     last read, so an extract that pages for longer than the skew (a first load of a long history) still
     takes the events the API received while it ran, at the cost of one comparison a row. The limit never
-    goes back: a row the cursor guard admits, the contract checking it next admits too."""
+    goes back: a row the cursor guard admits, the contract checking it next admits too. (The other way
+    round, a row the guard kept from the cursor may pass the contract if the clock moved on in between:
+    it lands without being the cursor, and a later load may take it again, a redelivery staging drops.)"""
 
     def __init__(self, skew: dt.timedelta) -> None:
         self.skew = skew
@@ -333,9 +339,10 @@ def cursor_text(value: Any, received_by: ReceivedBy | None) -> str | None:
     the cursor, would make every later load skip the events received before it) - written as the cursor
     compares it: UTC, ISO's extended form with microseconds and a Z, the demo API's own. dlt's incremental
     compares text with text, so only one form of every instant sorts as the instants do (a leading blank, a
-    space for the T, ISO's basic form or another offset do not). None when the cursor must not take it."""
+    space for the T, ISO's basic form or another offset do not). None when the cursor must not take it,
+    also before `CURSOR_START`, which would sort below the cursor's first value and vanish."""
     received = _utc(value)
-    if received is None or (received_by is not None and not received_by.admits(received)):
+    if received is None or received < CURSOR_START or (received_by is not None and not received_by.admits(received)):
         return None
     try:
         utc = received.astimezone(dt.UTC)
@@ -349,20 +356,28 @@ def _event_range(max_lateness: dt.timedelta, max_skew: dt.timedelta, received_by
         happened, received = _utc(row.get("event_timestamp")), _utc(row.get("received_at"))
         if happened is None or received is None:
             return None  # type rules report it
-        if happened < received - max_lateness:
+        if received < CURSOR_START:
             return (
-                f"out of range: event_timestamp={row.get('event_timestamp')!r} is more than {max_lateness} "
-                f"before received_at={row.get('received_at')!r} (SHOP_EVENTS_MAX_LATENESS_DAYS)"
-            )
-        if happened > received + max_skew:
-            return (
-                f"out of range: event_timestamp={row.get('event_timestamp')!r} is more than {max_skew} "
-                f"after received_at={row.get('received_at')!r} (SHOP_EVENTS_MAX_CLOCK_SKEW_MINUTES)"
+                f"out of range: received_at={row.get('received_at')!r} is before 1970-01-01 (the events cursor's start)"
             )
         if received_by is not None and not received_by.admits(received):
             return (
                 f"out of range: received_at={row.get('received_at')!r} is after the time it was checked plus "
                 f"the clock skew ({received_by.limit.isoformat()}, SHOP_EVENTS_MAX_CLOCK_SKEW_MINUTES)"
+            )
+        try:
+            too_early, too_late = happened < received - max_lateness, happened > received + max_skew
+        except OverflowError:  # received_at near year 9999 (no received_by to stop it first)
+            return f"out of range: received_at={row.get('received_at')!r} is past the last representable time"
+        if too_early:
+            return (
+                f"out of range: event_timestamp={row.get('event_timestamp')!r} is more than {max_lateness} "
+                f"before received_at={row.get('received_at')!r} (SHOP_EVENTS_MAX_LATENESS_DAYS)"
+            )
+        if too_late:
+            return (
+                f"out of range: event_timestamp={row.get('event_timestamp')!r} is more than {max_skew} "
+                f"after received_at={row.get('received_at')!r} (SHOP_EVENTS_MAX_CLOCK_SKEW_MINUTES)"
             )
         return None
 

@@ -13,7 +13,7 @@ from dlt.sources.rest_api import rest_api_resources
 from el.contracts import EVENTS_CONTRACT, Contract, ReceivedBy, cursor_text
 from el.sources.guard import split
 
-INITIAL_RECEIVED_AT = "1970-01-01T00:00:00Z"
+INITIAL_RECEIVED_AT = "1970-01-01T00:00:00.000000Z"  # CURSOR_START written as `cursor_text` writes it
 CURSOR = "received_at"
 SET_ASIDE = "_el_received_at_set_aside"  # the row's own received_at while it goes round dlt's incremental
 ABSENT = object()  # ... when the row had none

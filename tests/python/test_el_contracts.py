@@ -186,6 +186,7 @@ def test_unusable_received_at_is_a_reject_and_never_the_cursor(demo, monkeypatch
         _event("e-blank", "", stamp),
         _event("e-word", "yesterday", stamp),
         _event("e-future", future),
+        _event("e-year-one", "0001-01-01T00:00:00+01:00"),  # sorts below the cursor's first value
         _event("e-fit-2", stamp),
     ]
     monkeypatch.setenv("SHOP_EVENTS_LAG_HOURS", "0")
@@ -203,6 +204,7 @@ def test_unusable_received_at_is_a_reject_and_never_the_cursor(demo, monkeypatch
             "e-blank": ("null_key", ""),
             "e-word": ("type_drift", "yesterday"),
             "e-future": ("out_of_range", future),
+            "e-year-one": ("out_of_range", "0001-01-01T00:00:00+01:00"),
         }
         assert wh(settings, "select event_id from raw_events.events order by 1") == [("e-fit-1",), ("e-fit-2",)]
         # the next load: a new event, the old ones served again; the cursor is the fit rows' received_at
@@ -211,7 +213,7 @@ def test_unusable_received_at_is_a_reject_and_never_the_cursor(demo, monkeypatch
     assert wh(settings, "select event_id, count(*) from raw_events.events group by 1 order by 1") == [
         ("e-fit-1", 1), ("e-fit-2", 1), ("e-fit-3", 1)
     ]  # fmt: skip
-    assert wh(settings, "select count(*) from raw_events.rejects") == [(5,)]
+    assert wh(settings, "select count(*) from raw_events.rejects") == [(6,)]
 
 
 def test_received_at_in_another_iso_form_is_taken_by_its_instant(demo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -236,13 +238,20 @@ def test_received_at_in_another_iso_form_is_taken_by_its_instant(demo, monkeypat
         "e-far-east": (now - dt.timedelta(minutes=90)).astimezone(far_east).isoformat(),
     }
     events = [_event(event_id, received_at) for event_id, received_at in forms.items()]
+    # rejected for its user_id: its record keeps the received_at the API sent
+    bad_user = {**_event("e-bad-user", forms["e-far-east"]), "user_id": "u-7"}
+    events.append(bad_user)
     monkeypatch.setenv("SHOP_EVENTS_LAG_HOURS", "0")
     with serve_pages(lambda _query: {"data": events, "next_cursor": None}) as url:
         monkeypatch.setenv("SHOP_EVENTS_URL", url)
         assert [m.status for m in load_sources(settings, ["events_api"])] == ["ok"]
         landed = {event_id for (event_id,) in wh(settings, "select event_id from raw_events.events")}
-        rejects = wh(settings, "select record from raw_events.rejects")
-        assert (landed, rejects) == (set(forms), [])  # every form is a timestamp within the window: all fit
+        rejects = [json.loads(record) for (record,) in wh(settings, "select record from raw_events.rejects")]
+        assert landed == set(forms)  # every form is a timestamp within the window: all fit
+        assert rejects == [bad_user]  # as sent: the API's own received_at, nothing of the cursor's
+        columns = wh(settings, "select column_name from information_schema.columns where table_name = 'events' "
+                               "and table_schema = 'raw_events' and column_name like '%set_aside%'")  # fmt: skip
+        assert columns == []
         # each row keeps its own instant
         stored = dict(wh(settings, "select event_id, cast(received_at as timestamptz) from raw_events.events"))
         assert {k: v.astimezone(dt.UTC) for k, v in stored.items()} == {
@@ -254,7 +263,7 @@ def test_received_at_in_another_iso_form_is_taken_by_its_instant(demo, monkeypat
     assert wh(settings, "select event_id, count(*) from raw_events.events group by 1 order by 1") == sorted(
         (event_id, 1) for event_id in [*forms, "e-next"]
     )
-    assert wh(settings, "select count(*) from raw_events.rejects") == [(0,)]
+    assert wh(settings, "select count(*) from raw_events.rejects") == [(1,)]  # e-bad-user, once
 
 
 def test_events_received_while_a_long_extract_pages_are_fit(demo, monkeypatch: pytest.MonkeyPatch) -> None:
