@@ -346,7 +346,7 @@ def cursor_text(value: Any, received_by: ReceivedBy | None) -> str | None:
         return None
     try:
         utc = received.astimezone(dt.UTC)
-    except OverflowError:  # an offset that takes year 1 or 9999 out of range: not a timestamp we can order
+    except OverflowError:  # near year 9999 in a negative offset (no received_by to stop it first): unorderable
         return None
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 

@@ -25,8 +25,8 @@ def cursor_guards(received_by: ReceivedBy | None) -> tuple[Callable[[Any], Any],
     timestamp, or one `received_by` does not admit - no cursor value, so the incremental lets it through
     (`on_cursor_value_missing="include"`) without taking it, and a timestamp in another form than
     `cursor_text`'s its instant in that form, since the incremental compares text with text; `put_back`
-    (the contract check's first step) restores the row's own value, so the contract judges, and raw keeps,
-    what the API sent. Without them, a null received_at failed every load, a blank one was dropped without
+    (the contract check's first step) restores the row's own value, so the contract judges, and the row
+    keeps, what the API sent. Without them, a null received_at failed every load, a blank one was dropped without
     a trace, a word or a time in the future became the cursor (the next load failed, or skipped every event
     received before it), and so did a past time in another form that sorted later than the usual one."""
 
@@ -38,7 +38,6 @@ def cursor_guards(received_by: ReceivedBy | None) -> tuple[Callable[[Any], Any],
         if text == value:
             return row  # the usual case: the API's own form
         kept = dict(row)
-        kept.pop(CURSOR, None)
         kept[SET_ASIDE] = value
         kept[CURSOR] = text
         return kept

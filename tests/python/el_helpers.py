@@ -3,6 +3,7 @@ ports, servers and browsers."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -161,6 +162,11 @@ def load_sources(settings: Settings, sources: list[str] | None = None, run_id: s
 
     with demo_events_url(settings) as url:
         return run_load(settings, sources, run_id, events_url=url)
+
+
+def api_time(moment: dt.datetime) -> str:
+    """`moment` as the demo events API writes received_at and event_timestamp (UTC, microseconds, Z)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from shopsim import SimConfig, Simulator
-from tests.python.el_helpers import load_sources, serve_pages, settings_for, src, wh
+from tests.python.el_helpers import api_time, load_sources, serve_pages, settings_for, src, wh
 
 
 @pytest.fixture
@@ -176,9 +176,7 @@ def test_unusable_received_at_is_a_reject_and_never_the_cursor(demo, monkeypatch
     became the cursor and the next load failed or skipped everything before it)."""
     settings, _ = demo
     now = dt.datetime.now(dt.UTC)
-    stamp = (now - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    later = (now - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    future = (now + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    stamp, later, future = (api_time(now + dt.timedelta(hours=h)) for h in (-2, -1, 30 * 24))
     events = [
         _event("e-fit-1", stamp),
         _event("e-null", None, stamp),
@@ -226,13 +224,10 @@ def test_received_at_in_another_iso_form_is_taken_by_its_instant(demo, monkeypat
     settings, _ = demo
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
-    def usual(at: dt.datetime) -> str:
-        return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
     far_east = dt.timezone(dt.timedelta(hours=14))
     forms = {
-        "e-usual": usual(now - dt.timedelta(minutes=120)),
-        "e-blank-first": " " + usual(now - dt.timedelta(minutes=115)),
+        "e-usual": api_time(now - dt.timedelta(minutes=120)),
+        "e-blank-first": " " + api_time(now - dt.timedelta(minutes=115)),
         "e-space": (now - dt.timedelta(minutes=110)).strftime("%Y-%m-%d %H:%M:%S.%fZ"),
         "e-basic": (now - dt.timedelta(minutes=100)).strftime("%Y%m%dT%H%M%SZ"),
         "e-far-east": (now - dt.timedelta(minutes=90)).astimezone(far_east).isoformat(),
@@ -258,7 +253,7 @@ def test_received_at_in_another_iso_form_is_taken_by_its_instant(demo, monkeypat
             k: dt.datetime.fromisoformat(v.strip().replace("Z", "+00:00")).astimezone(dt.UTC) for k, v in forms.items()
         }
         # the next load: the same rows again and one received after all of them, in the usual form
-        events.append(_event("e-next", usual(now - dt.timedelta(minutes=60))))
+        events.append(_event("e-next", api_time(now - dt.timedelta(minutes=60))))
         assert [m.status for m in load_sources(settings, ["events_api"])] == ["ok"]
     assert wh(settings, "select event_id, count(*) from raw_events.events group by 1 order by 1") == sorted(
         (event_id, 1) for event_id in [*forms, "e-next"]
@@ -280,10 +275,10 @@ def test_events_received_while_a_long_extract_pages_are_fit(demo, monkeypatch: p
     def live(query: dict[str, str]) -> dict[str, Any]:
         page = int(query.get("cursor", "0"))
         time.sleep(0.1)  # the API receives events between two pages
-        received = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        received = api_time(dt.datetime.now(dt.UTC))
         data = [_event(f"e-{page}-{n}", received) for n in range(5)]
         if page == 1:
-            future = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            future = api_time(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10))
             data.append(_event("e-future", future))
         return {"data": data, "next_cursor": str(page + 1) if page + 1 < pages else None}
 

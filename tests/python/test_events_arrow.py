@@ -15,7 +15,7 @@ import pytest
 from el.contracts import events_contract
 from el.load import Loader, new_run_id
 from el.sources.events_api import events_resource
-from tests.python.el_helpers import serve_pages, settings_for, wh
+from tests.python.el_helpers import api_time, serve_pages, settings_for, wh
 
 LAG_SECONDS = 3600.0
 PAGE = 5
@@ -25,18 +25,14 @@ DAY3 = DAY2 + dt.timedelta(days=1)
 LINEAGE = ("_dlt_load_id", "_dlt_id", "_extracted_at")
 
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def event(n: int, received: dt.datetime, **changes: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
         "event_id": f"ev-{n}",
         "user_id": 1000 + n % 7,
         "session_id": f"s-{n // 4}",
         "event_type": ("page_view", "click", "add_to_cart", "purchase")[n % 4],
-        "event_timestamp": _iso(received - dt.timedelta(seconds=3)),
-        "received_at": _iso(received),
+        "event_timestamp": api_time(received - dt.timedelta(seconds=3)),
+        "received_at": api_time(received),
         "properties": {"page": f"/p/{n}", "product_id": n, "value": n + 0.25} if n % 4 >= 2 else {"page": "/"},
     }
     row.update(changes)
@@ -60,8 +56,8 @@ def day2() -> list[dict[str, Any]]:
         7: {"user_id": "u-7"},  # type drift: user_id
         9: {"event_timestamp": "yesterday"},  # type drift: timestamp
         11: {"properties": {"product_id": "abc"}},  # type drift: properties
-        13: {"event_timestamp": _iso(at[13] - dt.timedelta(days=40))},  # out of range: too late
-        15: {"event_timestamp": _iso(at[15] + dt.timedelta(hours=2))},  # out of range: clock skew
+        13: {"event_timestamp": api_time(at[13] - dt.timedelta(days=40))},  # out of range: too late
+        15: {"event_timestamp": api_time(at[15] + dt.timedelta(hours=2))},  # out of range: clock skew
         17: {"user_id": 2**70},  # out of range: not an int64
     }
     odd = {
@@ -83,7 +79,7 @@ def day2() -> list[dict[str, Any]]:
     for index in range(30, 45):
         rows[index] = {**rows[index], "app_version": f"2.{index}.0"}
     rows.insert(26, dict(rows[25]))  # a duplicate delivery inside the batch
-    rows.insert(27, dict(day1()[3], received_at=_iso(at[25] + dt.timedelta(seconds=1))))  # a redelivery
+    rows.insert(27, dict(day1()[3], received_at=api_time(at[25] + dt.timedelta(seconds=1))))  # a redelivery
     return rows
 
 
