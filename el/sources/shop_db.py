@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import dlt
@@ -17,6 +18,7 @@ from el.sources.guard import split
 TABLES = tuple(SHOP_CONTRACTS)
 CURSOR = SHOP_CURSOR
 SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's SQLite DATETIME stores timestamps
+SET_ASIDE = "_el_updated_at_set_aside"  # a SQLite row's own updated_at while it goes round dlt's incremental
 
 
 def backend_for(url: str) -> str:
@@ -37,21 +39,40 @@ class RawValue(TypeDecorator[Any]):
     impl = sa.types.NullType
     cache_ok = True
 
-    def __init__(self, declared: sa.types.TypeEngine[Any], cursor: bool = False) -> None:
+    def __init__(self, declared: sa.types.TypeEngine[Any]) -> None:
         super().__init__()
         self.declared = declared
-        self.cursor = cursor
 
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
         return value.strftime(SQLITE_TIMESTAMP) if isinstance(value, dt.datetime) else value
 
-    def process_result_value(self, value: Any, dialect: Any) -> Any:
-        if self.cursor:  # the incremental cursor compares datetimes: an unreadable one is a missing one
-            stamp = as_timestamp(value)
-            # SQLite keeps text: one value with a UTC offset among naive ones would make dlt's cursor compare
-            # an aware with a naive datetime and fail the table's every extract; it is read as naive UTC
-            return stamp.astimezone(dt.UTC).replace(tzinfo=None) if stamp and stamp.tzinfo else stamp
-        return value
+
+def cursor_guards() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """Two steps around dlt's incremental on a SQLite row's updated_at (read as stored, `RawValue`), which
+    sees every row before the contract does: `as_instant` (before it) gives the incremental the value as
+    a naive UTC datetime - one with an offset among naive ones would make it compare an aware with a naive
+    datetime and fail the table's every extract - or, when it is no timestamp, no value at all (dlt lets
+    it through, `on_cursor_value_missing="include"`), keeping the row's own value aside; `put_back` (the
+    contract check's first step) restores that, so the reject says and keeps what the source holds."""
+
+    def as_instant(row: Any) -> Any:
+        if not isinstance(row, dict) or row.get(CURSOR) is None:
+            return row
+        value = row[CURSOR]
+        stamp = as_timestamp(value)
+        if stamp is None:
+            row[SET_ASIDE] = value
+        elif stamp.tzinfo:
+            stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+        row[CURSOR] = stamp
+        return row
+
+    def put_back(row: Any) -> Any:
+        if isinstance(row, dict) and SET_ASIDE in row:
+            row[CURSOR] = row.pop(SET_ASIDE)
+        return row
+
+    return as_instant, put_back
 
 
 def _kind(sql_type: sa.types.TypeEngine[Any]) -> str:
@@ -81,9 +102,46 @@ def raw_columns(contract: Contract) -> Any:
             type_name = contract.typed.get(column.name)
             if type_name and _kind(declared) != _kind(_contract_type(type_name)):
                 declared = _contract_type(type_name)
-            column.type = RawValue(declared, cursor=column.name == CURSOR)
+            column.type = RawValue(declared)
 
     return adapt
+
+
+# the form SQLAlchemy's SQLite DATETIME writes, to the second; a fraction of digits may follow
+_NAIVE_SECOND = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]*"
+
+
+def sqlite_cursor_query(query: Any, table: sa.Table, incremental: Any = None, engine: Any = None) -> Any:
+    """sql_table's query adapter for SQLite: dlt filters the cursor in SQL (`updated_at >= :last_value`),
+    which SQLite compares as text, and SQLite keeps whatever was written. A later instant written with an
+    offset (`2026-01-09 23:00:00-10:00`, the next day in UTC) sorted before the cursor, and a number or an
+    impossible date before any text, so such rows were never read: neither loaded nor quarantined. The
+    SQL now leaves out only rows whose value is a real naive date-time in the form SQLAlchemy writes and
+    a whole second before the cursor (lag applied): text order is time order for those, and Python reads
+    them as SQLite does. Every other row is read, and dlt's incremental (on the instant `cursor_guards`
+    gives it) or the contract decides, as for any row."""
+    if incremental is None or incremental.last_value is None:
+        return query
+    start = incremental.last_value
+    if isinstance(start, dt.datetime) and start.tzinfo:
+        start = start.astimezone(dt.UTC).replace(tzinfo=None)
+    if not isinstance(start, dt.datetime):
+        return query
+    value = sa.type_coerce(table.c[CURSOR], sa.Text)  # as stored, with typed literals beside it
+    second = sa.func.substr(value, 1, 19, type_=sa.Text)
+    fraction = sa.func.substr(value, 21, type_=sa.Text)
+    readable = sa.and_(
+        sa.func.typeof(value) == "text",
+        value.bool_op("glob")(_NAIVE_SECOND),
+        sa.or_(
+            sa.func.length(value) == 19,
+            sa.and_(sa.func.substr(value, 20, 1) == ".", fraction != "", sa.not_(fraction.bool_op("glob")("*[^0-9]*"))),
+        ),
+        sa.func.substr(value, 1, 4) != "0000",  # year 0: SQLite reads it, Python does not
+        sa.func.datetime(second, "+0 seconds", type_=sa.Text) == second,  # a real date-time: not Feb 30, 24:00
+    )
+    before = sa.and_(readable, second < start.isoformat(sep=" ", timespec="seconds"))
+    return table.select().where(sa.not_(sa.func.coalesce(before, sa.false())))
 
 
 def declared_type(sql_type: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
@@ -111,6 +169,11 @@ def shop_resources(
             reflection_level="full_with_precision",
             table_adapter_callback=raw_columns(contract) if raw else None,
             type_adapter_callback=declared_type if raw else None,
+            query_adapter_callback=sqlite_cursor_query if raw else None,
         )
-        resources.append(split(resource, table, contract, extracted_at, f"shop_db.{table}"))
+        prepare = None
+        if raw:
+            as_instant, prepare = cursor_guards()
+            resource.add_map(as_instant)  # dlt keeps its incremental the last step: a mapping goes before it
+        resources.append(split(resource, table, contract, extracted_at, f"shop_db.{table}", prepare=prepare))
     return resources

@@ -7,13 +7,20 @@ import json
 import os
 import sqlite3
 import time
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
+from el.contracts import as_timestamp
+from el.sources.shop_db import RawValue, sqlite_cursor_query
 from shopsim import SimConfig, Simulator
-from tests.python.el_helpers import api_time, load_sources, serve_pages, settings_for, src, wh
+from tests.python.el_helpers import api_time, latest, load_sources, serve_pages, settings_for, src, wh
 
 
 @pytest.fixture
@@ -83,6 +90,90 @@ def test_an_updated_at_with_a_utc_offset_is_read_as_utc_not_a_failed_table(demo)
     assert wh(settings, "select count(*) from raw_shop.customers") == [(total,)]
     landed = wh(settings, f"select updated_at from raw_shop.customers where customer_id = {customer}")
     assert landed == [(dt.datetime.fromisoformat(stamp),)], "the offset value, in UTC"
+
+
+def test_sqlite_cursor_values_that_sort_before_the_cursor_as_text_are_read(demo) -> None:
+    """dlt filters the cursor in SQL, and SQLite compared `updated_at >= :cursor` as text: a later update
+    written with a local time more than the lag before sorted below the cursor, and a number or an
+    impossible date below any text, so those rows were never read - neither loaded nor quarantined."""
+    settings, sim = demo
+    load_sources(settings, ["shop_db"])
+    (last,) = src(sim.paths.shop_db, "select max(updated_at) from customers")[0]
+    later = dt.datetime.fromisoformat(last) + dt.timedelta(minutes=1)
+    hawaii = f"{(later - dt.timedelta(hours=10)).isoformat(sep=' ')}-10:00"  # the instant `later`
+    lagged = (dt.datetime.fromisoformat(last) - dt.timedelta(hours=6)).isoformat(sep=" ")
+    assert hawaii < lagged, "as text, before the cursor less its 6 h lag"
+    first, second, third = (row[0] for row in src(sim.paths.shop_db, "select customer_id from customers "
+                                                                     "order by customer_id limit 3"))  # fmt: skip
+    conn = sqlite3.connect(sim.paths.shop_db)
+    with conn:
+        conn.execute("update customers set updated_at = ?, first_name = 'Kai' where customer_id = ?",
+                     (hawaii, first))  # fmt: skip
+        conn.execute("update customers set updated_at = 1733400000 where customer_id = ?", (second,))
+        conn.execute("update customers set updated_at = '2020-02-30 10:00:00.000000' where customer_id = ?", (third,))
+    conn.close()
+    assert {m.status for m in load_sources(settings, ["shop_db"])} == {"ok"}
+    versions = latest("raw_shop.customers", "customer_id", "customer_id, updated_at, first_name")
+    newest = wh(settings, f"select * from ({versions}) where customer_id = {first}")
+    assert newest == [(first, later, "Kai")], "the update landed, its updated_at in UTC"
+    reasons = wh(settings, "select reason_code, reason from raw_shop.rejects")
+    for customer, value in ((second, "updated_at=1733400000"), (third, "updated_at='2020-02-30 10:00:00.000000'")):
+        hits = [code for code, reason in reasons if f"customer_id={customer}" in reason and value in reason]
+        assert hits == ["type_drift"], (customer, reasons)
+    records = [json.loads(r) for (r,) in wh(settings, "select record from raw_shop.rejects")]
+    kept = {r["customer_id"]: r["updated_at"] for r in records if r.get("customer_id") in (second, third)}
+    assert kept == {second: 1733400000, third: "2020-02-30 10:00:00.000000"}, "the values the source holds"
+
+
+CURSOR_VALUES = st.one_of(
+    st.none(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(alphabet="0123456789-: T.Z+zx", max_size=32),
+    st.builds(
+        lambda moment, sep, digits, suffix: moment.isoformat(sep=sep)[: 19 + digits] + suffix,
+        st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)),
+        st.sampled_from([" ", "T"]),
+        st.sampled_from([0, 0, 2, 4, 7]),
+        st.sampled_from(["", "", "Z", "+00:00", "-10:00", "+14:00", " ", "x"]),
+    ),
+    st.sampled_from(["2020-02-30 10:00:00", "2020-01-01 24:00:00", "0000-01-01 10:00:00", "2020-13-01 10:00:00",
+                     "2020-01-01 10:00:00.", " 2020-01-01 10:00:00", "2461000.5", b"2020-01-01 10:00:00"]),
+)  # fmt: skip
+
+
+def _read_by_sqlite_cursor_query(values: list[Any], cursor: dt.datetime) -> set[int]:
+    """The positions of `values` (stored as given in a SQLite DATETIME column) the query reads."""
+    table = sa.Table("customers", sa.MetaData(), sa.Column("customer_id", sa.Integer),
+                     sa.Column("updated_at", RawValue(sa.DateTime())))  # fmt: skip
+    query = sqlite_cursor_query(table.select(), table, types.SimpleNamespace(last_value=cursor))
+    with sa.create_engine("sqlite://").begin() as conn:
+        conn.exec_driver_sql("create table customers (customer_id integer, updated_at datetime)")
+        for key, value in enumerate(values):
+            conn.exec_driver_sql("insert into customers values (?, ?)", (key, value))
+        return {row.customer_id for row in conn.execute(query)}
+
+
+@examples(max_examples=300, deadline=None)
+@given(st.lists(CURSOR_VALUES, max_size=12), st.datetimes(dt.datetime(1, 1, 2), dt.datetime(9999, 12, 30)))
+def test_sqlite_cursor_query_leaves_out_only_values_python_reads_as_before_the_cursor(
+    values: list[Any], cursor: dt.datetime
+) -> None:
+    """The oracle is Python's own reading (what dlt's incremental and the contract see): a row the SQL
+    leaves out must hold a timestamp Python reads as earlier than the cursor's second - never a value
+    Python cannot read (a reject) nor a later instant (an update)."""
+    read = _read_by_sqlite_cursor_query(values, cursor)
+    for key, value in enumerate(values):
+        if key not in read:
+            stamp = as_timestamp(value)
+            assert stamp is not None and stamp.tzinfo is None and stamp < cursor.replace(microsecond=0), value
+
+
+def test_sqlite_cursor_query_reads_what_it_must() -> None:
+    """And it does filter: the usual rows before the cursor's second are left out, the others read."""
+    values = ["2026-01-10 11:59:59.999999", "2026-01-09 10:00:00.000000", "2026-01-10 12:00:00.000000",
+              "2026-01-10 12:00:00.000501", "2026-01-09 23:00:00-10:00", "2026-01-11 00:00:00.000000"]  # fmt: skip
+    assert _read_by_sqlite_cursor_query(values, dt.datetime(2026, 1, 10, 12, 0, 0, 500)) == {2, 3, 4, 5}
 
 
 def test_declared_type_change_in_sqlite_is_a_reject_and_the_next_load_works(demo) -> None:
