@@ -18,6 +18,18 @@ if TYPE_CHECKING:  # pyarrow (~40 MB resident) is imported by the two Arrow meth
     import pyarrow as pa
 
 REJECTS_TABLE = "rejects"
+# every reason code el/ writes into a raw rejects table: a reason's text up to its first colon, words joined by
+# "_" (Contract.reject); the stream's `schema_violation` is el.sources.kafka's. The reason_code tests of
+# models/ accept these (checked by tests/python/test_project_conventions.py)
+REJECT_CODES = (
+    "null_key",
+    "type_drift",
+    "out_of_range",
+    "negative_amount",
+    "unknown_value",
+    "malformed_JSON",
+    "bad_file",
+)
 INT64 = (-(2**63), 2**63 - 1)
 # declared column types a contract checks: "int" (int64), "decimal(p,s)", "timestamp", "date" (text kept as is)
 TypeName = str

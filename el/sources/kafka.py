@@ -42,6 +42,8 @@ MESSAGE_COLUMNS: dict[str, Any] = {
 }
 Offsets = dict[str, int]  # "partition" -> next offset to read (JSON state keys are strings)
 
+SCHEMA_VIOLATION = "schema_violation"  # the reason code of a message breaking its topic's schema
+
 
 class StreamError(RuntimeError):
     """The broker or a topic cannot be read; the message says which and why."""
@@ -201,9 +203,9 @@ def classify(message: Message, validator: Draft202012Validator) -> tuple[dict[st
     if errors:
         first = errors[0]
         where = "/".join(str(part) for part in first.absolute_path) or "(message)"
-        return None, ("schema_violation", f"schema violation: {where}: {first.message[:300]}")
+        return None, (SCHEMA_VIOLATION, f"schema violation: {where}: {first.message[:300]}")
     if not isinstance(payload, dict):
-        return None, ("schema_violation", "schema violation: (message): not a JSON object")
+        return None, (SCHEMA_VIOLATION, "schema violation: (message): not a JSON object")
     return payload, None
 
 
@@ -219,7 +221,7 @@ def split_batch(
         if problem is None and payload is not None:
             rows.append({**payload, **where, "_extracted_at": extracted_at, "_source": origin})
             continue
-        code, reason = problem or ("schema_violation", "schema violation")
+        code, reason = problem or (SCHEMA_VIOLATION, "schema violation")
         record = {**where, "kafka_timestamp": str(where["kafka_timestamp"]), "payload": _text(message.value)}
         rejects.append(
             {

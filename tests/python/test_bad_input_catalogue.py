@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 import pytest
 
+from el.contracts import REJECT_CODES
 from el.settings import Settings
 from shopsim import SimConfig, Simulator
 from shopsim.config import Rates, SourcePaths
@@ -49,6 +50,13 @@ def test_bad_rows_are_quarantined_with_reason_and_record(loaded: Settings, defec
         assert column in reason
         assert column in json.loads(record), "the raw record is kept whole"
         assert origin
+
+
+def test_every_reason_code_written_is_one_the_models_accept(loaded: Settings) -> None:
+    """The reason_code tests of models/ list el.contracts.REJECT_CODES (test_project_conventions)."""
+    written = {code for dataset in ("raw_shop", "raw_events", "raw_marketing")
+               for (code,) in wh(loaded, f"select distinct reason_code from {dataset}.rejects")}  # fmt: skip
+    assert written and written <= set(REJECT_CODES), written
 
 
 def test_new_columns_evolve_the_raw_schema(loaded: Settings) -> None:

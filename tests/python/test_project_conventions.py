@@ -11,8 +11,10 @@ from fnmatch import fnmatchcase
 
 import pytest
 
+from el.contracts import REJECT_CODES
 from el.dbt import DbtRunner
 from el.mode import detect
+from el.sources.kafka import SCHEMA_VIOLATION
 from tests.python.conftest import PROJECT_ROOT
 from tests.python.el_helpers import settings_for
 
@@ -179,3 +181,24 @@ def test_every_source_table_has_freshness_or_a_reasoned_exemption(manifest: dict
         if not checked and not (exempt and excepted):
             unchecked.append(node["unique_id"])
     assert unchecked == []
+
+
+def test_reason_code_tests_accept_exactly_the_codes_written(manifest: dict) -> None:
+    """The accepted_values tests on reason_code warn on a code they do not list: they list what el/ writes
+    (el.contracts.REJECT_CODES, the stream's schema_violation) and what dbt adds (parent_quarantined), no
+    more (a listed code nothing writes hides nothing but misleads), no less (a real code warned every run)."""
+    accepted = {
+        test["attached_node"].split(".")[-1]: set(test["test_metadata"]["kwargs"]["values"])
+        for test in manifest["nodes"].values()
+        if test["resource_type"] == "test"
+        and (test.get("test_metadata") or {}).get("name") == "accepted_values"
+        and test["test_metadata"]["kwargs"].get("column_name") == "reason_code"
+    }
+    el_codes = set(REJECT_CODES)
+    assert accepted == {
+        "stg_shop__rejects": el_codes,
+        "stg_shop__cast_rejects": el_codes,
+        "fct_rejects": el_codes | {SCHEMA_VIOLATION, "parent_quarantined"},
+    }
+    quarantined = (PROJECT_ROOT / "models" / "intermediate" / "int_orders__quarantined_children.sql").read_text()
+    assert "'parent_quarantined' as reason_code" in quarantined
