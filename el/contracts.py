@@ -105,6 +105,11 @@ def typed_value(column: str, value: Any, type_name: TypeName) -> Any:
         if stamp is None:
             kind = "timestamp" if type_name == "timestamp" else "date"
             raise DriftError(f"type drift: {column}={value!r} is not a {kind}")
+        if stamp.tzinfo is not None:
+            try:
+                stamp.astimezone(dt.UTC)  # year 1 at +05:00 or 9999-12-31 at -10:00 has no UTC time
+            except OverflowError:
+                raise OutOfRangeError(f"out of range: {column}={value!r} has no time in UTC") from None
         return stamp if type_name == "timestamp" else value
     declared = decimal_type(type_name)
     if declared is None:

@@ -53,17 +53,21 @@ def cursor_guards() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     a naive UTC datetime - one with an offset among naive ones would make it compare an aware with a naive
     datetime and fail the table's every extract - or, when it is no timestamp, no value at all (dlt lets
     it through, `on_cursor_value_missing="include"`), keeping the row's own value aside; `put_back` (the
-    contract check's first step) restores that, so the reject says and keeps what the source holds."""
+    contract check's first step) restores that, so the reject says and keeps what the source holds. A value
+    with an offset that has no time in UTC (year 1 at +05:00) goes the same way (the contract: out_of_range)."""
 
     def as_instant(row: Any) -> Any:
         if not isinstance(row, dict) or row.get(CURSOR) is None:
             return row
         value = row[CURSOR]
         stamp = as_timestamp(value)
+        if stamp is not None and stamp.tzinfo:
+            try:
+                stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+            except OverflowError:  # no time in UTC: the contract rejects it out_of_range
+                stamp = None
         if stamp is None:
             row[SET_ASIDE] = value
-        elif stamp.tzinfo:
-            stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
         row[CURSOR] = stamp
         return row
 
@@ -126,12 +130,13 @@ def sqlite_cursor_query(query: Any, table: sa.Table, incremental: Any = None, en
     if isinstance(start, dt.datetime) and start.tzinfo:
         start = start.astimezone(dt.UTC).replace(tzinfo=None)
     if not isinstance(start, dt.datetime):
-        return query
+        return table.select()  # read every row: the incremental decides
     value = sa.type_coerce(table.c[CURSOR], sa.Text)  # as stored, with typed literals beside it
     second = sa.func.substr(value, 1, 19, type_=sa.Text)
     fraction = sa.func.substr(value, 21, type_=sa.Text)
     readable = sa.and_(
         sa.func.typeof(value) == "text",
+        sa.func.instr(value, sa.func.char(0)) == 0,  # SQLite's length() and glob stop at a NUL; Python's do not
         value.bool_op("glob")(_NAIVE_SECOND),
         sa.or_(
             sa.func.length(value) == 19,
