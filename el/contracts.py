@@ -28,6 +28,7 @@ REJECT_CODES = (
     "negative_amount",
     "unknown_value",
     "malformed_JSON",
+    "malformed_CSV",
     "bad_file",
 )
 INT64 = (-(2**63), 2**63 - 1)
@@ -143,6 +144,7 @@ class Contract:
     types: Mapping[str, TypeName] = field(default_factory=dict)  # column -> declared type, checked per value
     key: tuple[str, ...] = ()  # named in reject reasons
     checks: tuple[RowCheck, ...] = ()  # further row rules (e.g. the events' plausible time range)
+    first_checks: tuple[RowCheck, ...] = ()  # rules before all others (a row the file reader could not split)
 
     @property
     def typed(self) -> dict[str, TypeName]:
@@ -150,8 +152,10 @@ class Contract:
 
     def violation(self, row: Mapping[str, Any]) -> str | None:
         """The first broken rule of a row, as a reason text; None when the row is fit."""
-        if "_bad_file" in row:
-            return _bad_file(row)
+        for check in self.first_checks:
+            reason = check(row)
+            if reason is not None:
+                return reason
         for column in self.required:
             if _is_blank(row.get(column)):
                 return f"null key: {column} is missing"
@@ -431,6 +435,12 @@ def _bad_file(row: Mapping[str, Any]) -> str | None:
     return f"bad file: {cause}" if cause else None
 
 
+def _malformed_csv(row: Mapping[str, Any]) -> str | None:
+    """A spend line with more or fewer fields than its file's header carries what the reader counted."""
+    cause = row.get("_malformed_csv")
+    return f"malformed CSV: {cause}" if cause else None
+
+
 SPEND_CONTRACT = Contract(
     "marketing_files",
     "spend",
@@ -438,5 +448,5 @@ SPEND_CONTRACT = Contract(
     types={"spend_date": "date", "impressions": "int", "clicks": "int", "conversions": "int", "spend": MONEY},
     non_negative=("spend",),
     key=("_file_name", "_file_line"),
-    checks=(_bad_file,),
+    first_checks=(_bad_file, _malformed_csv),
 )

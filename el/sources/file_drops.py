@@ -4,7 +4,9 @@ A file is loaded when its name is new or its content changed (a restated file re
 keeps the newest version of each file); an unchanged file is skipped - without hashing when its size and
 modification time are unchanged. The state is committed with the data in the same load package, so a
 failed load reloads the same files. A file that cannot be read (not UTF-8, a header without the required
-columns) becomes one `bad_file` reject and is not rejected again until it changes.
+columns) becomes one `bad_file` reject and is not rejected again until it changes; a line with more or
+fewer fields than the header (an unquoted comma, a file cut short) is a `malformed_CSV` reject with all
+its fields. A UTF-8 byte order mark (Excel's "CSV UTF-8") is not part of the first column's name.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from dlt.extract.resource import DltResource
 from el.contracts import SPEND_CONTRACT
 from el.sources.guard import split
 
-BAD_FILE = "_bad_file"  # a pseudo-row standing for a whole unreadable file (see SPEND_CONTRACT.checks)
+BAD_FILE = "_bad_file"  # a pseudo-row standing for a whole unreadable file (see SPEND_CONTRACT.first_checks)
+MALFORMED = "_malformed_csv"  # a line the header cannot split: how many fields it has (SPEND_CONTRACT.first_checks)
+EXTRA = "_extra_fields"  # the fields of a line beyond its header's, kept in the reject's record
 REQUIRED = SPEND_CONTRACT.required
 
 
@@ -39,10 +43,11 @@ def _bad(name: str, cause: str, data: bytes) -> dict[str, Any]:
 def read_rows(name: str, data: bytes, file_hash: str, modified_at: dt.datetime) -> list[dict[str, Any]]:
     """Rows of one spend CSV (values as text), or one bad-file pseudo-row saying why it cannot be read."""
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         return [_bad(name, f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", data)]
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    # a field beyond the header's goes under EXTRA, a field the line lacks is None ("" when present but empty)
+    reader = csv.DictReader(io.StringIO(text, newline=""), restkey=EXTRA, restval=None)
     header = reader.fieldnames or []
     missing = [column for column in REQUIRED if column not in header]
     if missing:
@@ -50,7 +55,10 @@ def read_rows(name: str, data: bytes, file_hash: str, modified_at: dt.datetime) 
         return [_bad(name, f"header has no column {missing[0]} (found: {found}) - wrong delimiter?", data)]
     rows = []
     for line_number, row in enumerate(reader, start=2):
-        row = {key: (value if value != "" else None) for key, value in row.items() if key is not None}
+        fields = len(header) + len(row.get(EXTRA, ())) - sum(row[key] is None for key in header)
+        row = {key: (value if value != "" else None) for key, value in row.items()}
+        if fields != len(header):
+            row[MALFORMED] = f"line {line_number} has {fields} fields, the header {len(header)}"
         row["_file_name"] = name
         row["_file_line"] = line_number
         row["_file_modified_at"] = modified_at

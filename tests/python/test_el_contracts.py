@@ -8,6 +8,7 @@ import os
 import sqlite3
 import time
 import types
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,36 @@ def test_spend_values_beyond_numeric_and_int64_are_rejects(demo) -> None:
     codes = wh(settings, "select reason_code, count(*) from raw_marketing.rejects group by 1")
     assert dict(codes) == {"out_of_range": 2}
     assert wh(settings, "select count(*) from raw_marketing.spend")[0][0] == len(lines) - 3
+
+
+def test_spend_lines_the_header_cannot_split_are_rejects_with_every_field(demo) -> None:
+    """A line with more fields than the header (an unquoted comma) lost the fields past it, and one with
+    fewer (a file cut short) loaded its missing fields as null; both are `malformed_CSV` rejects now. Empty
+    fields that are there are not missing, and a UTF-8 byte order mark (Excel's "CSV UTF-8") is no part of
+    the first column's name (it made the whole file a `bad_file`)."""
+    settings, sim = demo
+    for old in sim.paths.marketing_dir.glob("spend_*.csv"):
+        old.unlink()
+    lines = [
+        "spend_date,channel,campaign,spend,currency,impressions,clicks",
+        "2026-01-05,search,brand,10.00,EUR,100,5",
+        "2026-01-05,social,Spring, Sale,20.00,EUR,200,7",
+        "2026-01-05,email,news,30.00,EUR,,",
+        "2026-01-05,display,retarget,12",
+    ]
+    drop = sim.paths.marketing_dir / "spend_2026-01-05.csv"
+    drop.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    assert {m.status for m in load_sources(settings, ["marketing_files"])} == {"ok"}
+    loaded = wh(settings, "select channel, spend, impressions, _file_line from raw_marketing.spend order by 4")
+    assert loaded == [("search", Decimal("10.00"), 100, 2), ("email", Decimal("30.00"), None, 4)]
+    rejects = wh(settings, "select reason_code, reason, record from raw_marketing.rejects order by reason")
+    assert [(code, reason.split(" (")[0]) for code, reason, _ in rejects] == [
+        ("malformed_CSV", "malformed CSV: line 3 has 8 fields, the header 7"),
+        ("malformed_CSV", "malformed CSV: line 5 has 4 fields, the header 7"),
+    ]
+    spring, cut = (json.loads(record) for _, _, record in rejects)
+    assert (spring["campaign"], spring["spend"], spring["_extra_fields"]) == ("Spring", " Sale", ["7"])
+    assert (cut["spend"], cut["currency"], cut["clicks"]) == ("12", None, None)
 
 
 def _add_event(sim: Simulator, event_id: str, user_id: str, happened: str, properties: str = "{}") -> None:
