@@ -46,25 +46,47 @@ def read_rows(name: str, data: bytes, file_hash: str, modified_at: dt.datetime) 
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         return [_bad(name, f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", data)]
-    # a field beyond the header's goes under EXTRA, a field the line lacks is None ("" when present but empty)
-    reader = csv.DictReader(io.StringIO(text, newline=""), restkey=EXTRA, restval=None)
-    header = reader.fieldnames or []
-    missing = [column for column in REQUIRED if column not in header]
-    if missing:
-        found = ";".join(header) if header else "nothing"
-        return [_bad(name, f"header has no column {missing[0]} (found: {found}) - wrong delimiter?", data)]
-    rows = []
-    for line_number, row in enumerate(reader, start=2):
-        fields = len(header) + len(row.get(EXTRA, ())) - sum(row[key] is None for key in header)
-        row = {key: (value if value != "" else None) for key, value in row.items()}
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, [])
+        missing = [column for column in REQUIRED if column not in header]
+        if missing:
+            found = ";".join(header) if header else "nothing"
+            return [_bad(name, f"header has no column {missing[0]} (found: {found}) - wrong delimiter?", data)]
+        repeated = sorted({column for column in header if header.count(column) > 1})
+        if repeated:  # which of the two values is the column's?
+            return [_bad(name, f"header has column {repeated[0]!r} more than once", data)]
+        return list(_records(reader, header, name, file_hash, modified_at))
+    except csv.Error as exc:  # an unterminated quote swallowing the rest of the file, say
+        return [_bad(name, f"not readable as CSV at line {reader.line_num}: {exc}", data)]
+
+
+def _records(
+    reader: Any, header: list[str], name: str, file_hash: str, modified_at: dt.datetime
+) -> Iterator[dict[str, Any]]:
+    """The lines after the header as rows keyed by it; `_file_line` is the physical line a record starts
+    on. A line with more fields than the header (but for empty ones at its end) or fewer is marked
+    malformed, its fields past the header kept under EXTRA."""
+    end = reader.line_num
+    for record in reader:
+        start, end = end + 1, reader.line_num
+        if not record:
+            continue  # a blank line
+        extra = record[len(header) :]
+        if not any(extra):
+            extra = []  # a trailing comma: nothing is lost
+        values = [*record[: len(header)], *[""] * (len(header) - len(record))]  # a field it lacks: empty
+        row: dict[str, Any] = {column: value or None for column, value in zip(header, values, strict=True)}
+        fields = min(len(record), len(header)) + len(extra)
         if fields != len(header):
-            row[MALFORMED] = f"line {line_number} has {fields} fields, the header {len(header)}"
+            row[MALFORMED] = f"line {start} has {fields} fields, the header {len(header)}"
+        if extra:
+            row[EXTRA] = extra
         row["_file_name"] = name
-        row["_file_line"] = line_number
+        row["_file_line"] = start
         row["_file_modified_at"] = modified_at
         row["_file_hash"] = file_hash
-        rows.append(row)
-    return rows
+        yield row
 
 
 def _folder(directory: str) -> Path:

@@ -18,7 +18,8 @@ from hypothesis import given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from el.contracts import as_timestamp
+from el.contracts import SPEND_CONTRACT, as_timestamp
+from el.sources.file_drops import read_rows
 from el.sources.shop_db import RawValue, sqlite_cursor_query
 from shopsim import SimConfig, Simulator
 from tests.python.el_helpers import api_time, latest, load_sources, serve_pages, settings_for, src, wh
@@ -241,6 +242,27 @@ def test_spend_lines_the_header_cannot_split_are_rejects_with_every_field(demo) 
     spring, cut = (json.loads(record) for _, _, record in rejects)
     assert (spring["campaign"], spring["spend"], spring["_extra_fields"]) == ("Spring", " Sale", ["7"])
     assert (cut["spend"], cut["currency"], cut["clicks"]) == ("12", None, None)
+
+
+def test_spend_reader_counts_fields_and_lines_as_written() -> None:
+    """An empty field after the last column (a trailing comma) loses nothing and is no defect; lines are
+    the file's own (a blank line, a quoted line break); a header naming a column twice, or a quote that
+    swallows the rest of the file (csv's field limit), makes the file a `bad_file`, not a failed load."""
+    now = dt.datetime.now(dt.UTC)
+    header = "spend_date,channel,campaign,spend\n"
+    text = header + '2026-01-05,a,b,1.00,\n\n2026-01-05,a,"x\ny",2.00\n2026-01-05,a,b,3.00,4\n'
+    rows = read_rows("f.csv", text.encode(), "h", now)
+    assert [(r["_file_line"], r["spend"], SPEND_CONTRACT.violation(r)) for r in rows] == [
+        (2, "1.00", None),
+        (4, "2.00", None),
+        (6, "3.00", "malformed CSV: line 6 has 5 fields, the header 4"),
+    ]
+    twice = read_rows("f.csv", b"spend_date,channel,campaign,spend,spend\n2026-01-05,a,b,1,2\n", "h", now)
+    assert [SPEND_CONTRACT.violation(r) for r in twice] == ["bad file: f.csv: header has column 'spend' more than once"]
+    runaway = read_rows("f.csv", (header + '2026-01-05,a,"b,' + "x" * 200_000 + "\n").encode(), "h", now)
+    assert [SPEND_CONTRACT.violation(r) for r in runaway] == [
+        "bad file: f.csv: not readable as CSV at line 2: field larger than field limit (131072)"
+    ]
 
 
 def _add_event(sim: Simulator, event_id: str, user_id: str, happened: str, properties: str = "{}") -> None:
